@@ -1,0 +1,365 @@
+//! The client side of one connection.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use crate::buffers::{Buffers, ConnectionStats, deadline, earliest};
+use crate::error::{CloseReason, SubmitError};
+use crate::frame::DEFAULT_MAX_FRAME_LEN;
+use crate::packet::{AckResult, IdGenerator, MessageId, Packet, RequestKind, encode_request};
+
+/// Limits and timeouts of a client connection. Every field has a default
+/// (see [`ClientConfig::default`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Largest frame sent or accepted. Default 8 MiB ([`DEFAULT_MAX_FRAME_LEN`]).
+    pub max_frame_len: u32,
+    /// Requests waiting for acks, above which [`ClientConnection::submit`]
+    /// refuses. Default 4096.
+    pub max_in_flight: usize,
+    /// Close when the oldest request in flight has no ack this long after
+    /// it was submitted. Default 30 s.
+    pub response_timeout: Option<Duration>,
+    /// Close when output is pending and none of it is written for this long.
+    /// Default 30 s.
+    pub write_stall_timeout: Option<Duration>,
+    /// The first id handed out (as a number; ids are its 8 decimal digits).
+    /// Default 1: the first id is `00000001`.
+    pub first_id: u32,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            max_in_flight: 4096,
+            response_timeout: Some(Duration::from_secs(30)),
+            write_stall_timeout: Some(Duration::from_secs(30)),
+            first_id: 1,
+        }
+    }
+}
+
+/// An ack, matched to its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// `Conn` or `Submit`.
+    pub kind: RequestKind,
+    /// The request's id (the ack echoed it).
+    pub id: MessageId,
+    /// 0 = ok, 1 = error, others kept as they came.
+    pub result: AckResult,
+    /// From the `now` of the submit to the `now` of the input that held the ack.
+    pub rtt: Duration,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    kind: RequestKind,
+    id: MessageId,
+    sent_at: Instant,
+}
+
+/// The sans-IO client side of one connection.
+///
+/// [`submit`](Self::submit) queues a request and gives its id; acks come out
+/// of [`poll_event`](Self::poll_event) in request order. Acks must arrive in
+/// the order of the requests: anything else is a protocol error that ends
+/// the connection.
+#[derive(Debug)]
+pub struct ClientConnection {
+    config: ClientConfig,
+    io: Buffers,
+    ids: IdGenerator,
+    in_flight: VecDeque<InFlight>,
+    events: VecDeque<Ack>,
+    closing: bool,
+    reason: Option<CloseReason>,
+    closed: bool,
+}
+
+impl ClientConnection {
+    /// A new client connection, connected at `now`.
+    pub fn new(config: ClientConfig, now: Instant) -> Self {
+        let _ = now;
+        Self {
+            io: Buffers::new(config.max_frame_len),
+            ids: IdGenerator::starting_at(config.first_id),
+            config,
+            in_flight: VecDeque::new(),
+            events: VecDeque::new(),
+            closing: false,
+            reason: None,
+            closed: false,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Queues a `Submit` with the next id and returns the id.
+    pub fn submit(&mut self, payload: &[u8], now: Instant) -> Result<MessageId, SubmitError> {
+        self.request(RequestKind::Submit, payload, now)
+    }
+
+    /// Queues a `Conn` with the next id and returns the id.
+    pub fn conn(&mut self, payload: &[u8], now: Instant) -> Result<MessageId, SubmitError> {
+        self.request(RequestKind::Conn, payload, now)
+    }
+
+    /// Queues a request of either kind with the next id and returns the id.
+    pub fn request(
+        &mut self,
+        kind: RequestKind,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<MessageId, SubmitError> {
+        if let Some(reason) = self.reason.as_ref().filter(|_| self.closed) {
+            return Err(SubmitError::Closed(reason.clone()));
+        }
+        if self.closing {
+            return Err(SubmitError::Closing);
+        }
+        if self.in_flight.len() >= self.config.max_in_flight {
+            return Err(SubmitError::TooManyInFlight {
+                limit: self.config.max_in_flight,
+            });
+        }
+        let id = self.ids.peek();
+        encode_request(
+            kind,
+            &id,
+            payload,
+            &mut self.io.send,
+            self.config.max_frame_len,
+        )?;
+        let _ = self.ids.next_id();
+        self.io.queued_output(1, now);
+        self.in_flight.push_back(InFlight {
+            kind,
+            id,
+            sent_at: now,
+        });
+        Ok(id)
+    }
+
+    /// Feeds bytes read from the server (copied into the receive buffer).
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) {
+        if self.closed || data.is_empty() {
+            return;
+        }
+        self.io.append_input(data);
+        self.io.count_input(data.len());
+        self.process(now);
+    }
+
+    /// The receive buffer, with room to read into: append only, then call
+    /// [`handle_input_appended`](Self::handle_input_appended).
+    pub fn input_buffer(&mut self) -> &mut BytesMut {
+        self.io.input_buffer()
+    }
+
+    /// Processes `n` bytes just appended to [`input_buffer`](Self::input_buffer).
+    pub fn handle_input_appended(&mut self, n: usize, now: Instant) {
+        if self.closed {
+            self.io.discard_input();
+            return;
+        }
+        self.io.count_input(n);
+        self.process(now);
+    }
+
+    /// The server closed its side. Requests still in flight are lost:
+    /// the reason says how many.
+    pub fn handle_eof(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.process(now);
+        if self.closed {
+            return;
+        }
+        let reason = if !self.io.recv.is_empty() {
+            CloseReason::TruncatedFrame {
+                buffered: self.io.recv.len(),
+            }
+        } else if !self.in_flight.is_empty() {
+            CloseReason::PeerClosedInFlight {
+                in_flight: self.in_flight.len(),
+            }
+        } else {
+            CloseReason::PeerClosed
+        };
+        self.terminate(reason);
+    }
+
+    /// Fires every timer that expired at `now`. A no-op when none did.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if let Some(at) = self.io.write_deadline(self.config.write_stall_timeout)
+            && now >= at
+            && let Some(after) = self.config.write_stall_timeout
+        {
+            let pending = self.io.send.len();
+            self.terminate(CloseReason::WriteStall { after, pending });
+            return;
+        }
+        if let Some(at) = self.response_deadline()
+            && now >= at
+            && let (Some(after), Some(oldest)) =
+                (self.config.response_timeout, self.in_flight.front())
+        {
+            let id = oldest.id;
+            self.terminate(CloseReason::ResponseTimeout { id, after });
+        }
+    }
+
+    /// Sends nothing more: once every request in flight has its ack and
+    /// the output is flushed, the connection is done (shut down the socket).
+    pub fn close(&mut self, now: Instant) {
+        self.closing = true;
+        self.process(now);
+    }
+
+    /// Ends the connection at once (e.g. the socket failed).
+    pub fn abort(&mut self, reason: CloseReason) {
+        self.terminate(reason);
+    }
+
+    /// The next ack, in request order.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Ack> {
+        self.events.pop_front()
+    }
+
+    /// The bytes waiting to be written; report progress with
+    /// [`handle_written`](Self::handle_written).
+    pub fn transmit_buf(&self) -> &[u8] {
+        &self.io.send
+    }
+
+    /// `n` bytes of [`transmit_buf`](Self::transmit_buf) reached the socket.
+    pub fn handle_written(&mut self, n: usize, now: Instant) {
+        self.io.written(n, now);
+        self.process(now);
+    }
+
+    /// Moves every pending byte into `out` and counts it as written.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut, now: Instant) -> usize {
+        let n = self.io.take_output(out);
+        self.process(now);
+        n
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) must be called at.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        earliest(
+            self.io.write_deadline(self.config.write_stall_timeout),
+            self.response_deadline(),
+        )
+    }
+
+    /// Requests waiting for their acks.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The ids waiting for acks, oldest first.
+    pub fn in_flight_ids(&self) -> impl Iterator<Item = MessageId> + '_ {
+        self.in_flight.iter().map(|r| r.id)
+    }
+
+    /// True once the connection is done.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.reason.as_ref()
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn pending_output(&self) -> usize {
+        self.io.send.len()
+    }
+
+    /// Counters: frames and bytes in and out.
+    pub fn stats(&self) -> ConnectionStats {
+        self.io.stats
+    }
+
+    fn response_deadline(&self) -> Option<Instant> {
+        deadline(
+            self.in_flight.front().map(|r| r.sent_at),
+            self.config.response_timeout,
+        )
+    }
+
+    fn terminate(&mut self, reason: CloseReason) {
+        if self.reason.is_none() {
+            self.reason = Some(reason);
+        }
+        self.closed = true;
+        self.io.discard_input();
+        self.io.discard_output();
+    }
+
+    fn process(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        loop {
+            let frame = match self.io.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => return self.terminate(e.into()),
+            };
+            let (kind, id, result) = match frame.decode_packet() {
+                Ok(Packet::SubmitAck { id, result }) => (RequestKind::Submit, id, result),
+                Ok(Packet::ConnAck { id, result }) => (RequestKind::Conn, id, result),
+                Ok(request) => {
+                    return self.terminate(CloseReason::UnexpectedPacket {
+                        command: request.command(),
+                        to: "client",
+                    });
+                }
+                Err(e) => return self.terminate(e.into()),
+            };
+            let Some(oldest) = self.in_flight.front() else {
+                return self.terminate(CloseReason::UnsolicitedAck { id, kind });
+            };
+            if oldest.id != id || oldest.kind != kind {
+                let (expected, expected_kind) = (oldest.id, oldest.kind);
+                return self.terminate(CloseReason::AckMismatch {
+                    expected,
+                    expected_kind,
+                    got: id,
+                    got_kind: kind,
+                });
+            }
+            let rtt = now.saturating_duration_since(oldest.sent_at);
+            self.in_flight.pop_front();
+            self.events.push_back(Ack {
+                kind,
+                id,
+                result,
+                rtt,
+            });
+        }
+        self.io.after_parse(true, now);
+        if self.closing && self.in_flight.is_empty() && self.io.send.is_empty() {
+            self.terminate(CloseReason::LocalClose);
+        }
+    }
+}
