@@ -1,0 +1,308 @@
+//! Endpoints, listeners and socket options.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, SockRef, Socket, TcpKeepalive, Type};
+
+/// Where a server listens or a client connects: TCP or a Unix socket path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A TCP address, e.g. `127.0.0.1:8888` or `[::1]:8888`.
+    Tcp(SocketAddr),
+    /// A Unix domain socket path.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    /// `unix:PATH` or a socket address.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        s.parse()
+            .map(Self::Tcp)
+            .map_err(|e| format!("invalid address {s:?}: {e} (want HOST:PORT or unix:PATH)"))
+    }
+}
+
+/// Socket options set on listeners and connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// SO_REUSEADDR on the listener, so a restarted server binds through
+    /// TIME_WAIT. Default true.
+    pub reuse_addr: bool,
+    /// The listen backlog. Default 1024.
+    pub backlog: i32,
+    /// TCP_NODELAY on connections. Default true (request/response traffic).
+    pub nodelay: bool,
+    /// TCP keepalive idle time on connections, to find peers that vanished
+    /// without a FIN. Default 300 s, like Redis; `None` turns it off.
+    pub keepalive: Option<Duration>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self {
+            reuse_addr: true,
+            backlog: 1024,
+            nodelay: true,
+            keepalive: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// A bound, listening std socket, blocking; async adapters set it
+/// non-blocking and hand it to their runtime.
+#[derive(Debug)]
+pub enum StdListener {
+    /// TCP.
+    Tcp(std::net::TcpListener),
+    /// Unix domain socket.
+    Unix(UnixListener),
+}
+
+impl StdListener {
+    /// The endpoint actually bound (with the real port when 0 was asked).
+    pub fn local_endpoint(&self) -> io::Result<Endpoint> {
+        match self {
+            Self::Tcp(l) => l.local_addr().map(Endpoint::Tcp),
+            Self::Unix(l) => {
+                let addr = l.local_addr()?;
+                let path = addr
+                    .as_pathname()
+                    .ok_or_else(|| io::Error::other("unix listener has no path"))?;
+                Ok(Endpoint::Unix(path.to_path_buf()))
+            }
+        }
+    }
+
+    /// Sets the listener non-blocking (for async runtimes) or blocking.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Self::Tcp(l) => l.set_nonblocking(nonblocking),
+            Self::Unix(l) => l.set_nonblocking(nonblocking),
+        }
+    }
+}
+
+/// A connected std stream: TCP or Unix.
+#[derive(Debug)]
+pub enum StdStream {
+    /// TCP.
+    Tcp(std::net::TcpStream),
+    /// Unix domain socket.
+    Unix(UnixStream),
+}
+
+impl StdStream {
+    /// Connects to `endpoint` (blocking) and applies `opts` to TCP streams.
+    pub fn connect(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<Self> {
+        match endpoint {
+            Endpoint::Tcp(a) => {
+                let s = std::net::TcpStream::connect(a)?;
+                configure_tcp(&s, opts)?;
+                Ok(Self::Tcp(s))
+            }
+            Endpoint::Unix(p) => UnixStream::connect(p).map(Self::Unix),
+        }
+    }
+}
+
+/// Binds and listens on `endpoint` with `opts`. For a Unix path, a stale
+/// socket file left by a dead server is removed first; a live one is an
+/// `AddrInUse` error.
+pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<StdListener> {
+    match endpoint {
+        Endpoint::Tcp(addr) => {
+            let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
+            if opts.reuse_addr {
+                socket.set_reuse_address(true)?;
+            }
+            if addr.is_ipv6() {
+                socket.set_only_v6(true)?;
+            }
+            socket.bind(&SockAddr::from(*addr))?;
+            socket.listen(opts.backlog)?;
+            Ok(StdListener::Tcp(socket.into()))
+        }
+        Endpoint::Unix(path) => {
+            remove_stale_unix_socket(path)?;
+            let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+            socket.bind(&SockAddr::unix(path)?)?;
+            socket.listen(opts.backlog)?;
+            Ok(StdListener::Unix(socket.into()))
+        }
+    }
+}
+
+fn remove_stale_unix_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{}: a server is listening there already", path.display()),
+            )),
+            Err(_) => std::fs::remove_file(path),
+        },
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{}: exists and is not a socket", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the socket file of a Unix endpoint (after the server stopped).
+pub fn remove_unix_socket(endpoint: &Endpoint) {
+    if let Endpoint::Unix(path) = endpoint {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Applies TCP_NODELAY and keepalive to a connected TCP socket (std,
+/// tokio or async-std: anything with a file descriptor).
+pub fn configure_tcp<S: std::os::fd::AsFd>(stream: &S, opts: &SocketOptions) -> io::Result<()> {
+    let sock = SockRef::from(stream);
+    sock.set_tcp_nodelay(opts.nodelay)?;
+    match opts.keepalive {
+        Some(idle) => {
+            sock.set_keepalive(true)?;
+            sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
+        }
+        None => sock.set_keepalive(false)?,
+    }
+    Ok(())
+}
+
+/// True for accept errors that say "not now" rather than "never": out of
+/// descriptors or memory, or a connection that died in the backlog. The
+/// accept loop logs them, backs off and goes on.
+pub fn is_transient_accept_error(e: &io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    const EPROTO: i32 = 71;
+    const EPERM: i32 = 1;
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::OutOfMemory
+    ) || matches!(
+        e.raw_os_error(),
+        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM | EPROTO | EPERM)
+    )
+}
+
+/// Exponential backoff for a failing accept loop: 5 ms doubling to 1 s,
+/// back to the start after a success.
+#[derive(Debug, Clone)]
+pub struct AcceptBackoff {
+    next: Duration,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    /// A fresh backoff.
+    pub fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+
+    /// How long to wait after this failure.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        d
+    }
+
+    /// An accept succeeded.
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_parses_tcp_and_unix_forms() {
+        assert_eq!(
+            "127.0.0.1:8888".parse::<Endpoint>(),
+            Ok(Endpoint::Tcp("127.0.0.1:8888".parse().unwrap()))
+        );
+        assert_eq!(
+            "unix:/tmp/x.sock".parse::<Endpoint>(),
+            Ok(Endpoint::Unix("/tmp/x.sock".into()))
+        );
+        assert!("nonsense".parse::<Endpoint>().is_err());
+    }
+
+    #[test]
+    fn accept_backoff_doubles_to_a_cap_and_resets() {
+        let mut b = AcceptBackoff::new();
+        let first = b.next_delay();
+        assert_eq!(b.next_delay(), first * 2);
+        for _ in 0..20 {
+            b.next_delay();
+        }
+        assert_eq!(b.next_delay(), Duration::from_secs(1));
+        b.reset();
+        assert_eq!(b.next_delay(), first);
+    }
+
+    #[test]
+    fn emfile_is_transient() {
+        assert!(is_transient_accept_error(&io::Error::from_raw_os_error(24)));
+        assert!(!is_transient_accept_error(&io::Error::from_raw_os_error(9)));
+    }
+
+    #[test]
+    fn binding_a_live_unix_path_is_refused_and_a_stale_one_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("ac-bind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ep = Endpoint::Unix(dir.join("s.sock"));
+        let opts = SocketOptions::default();
+        let live = bind(&ep, &opts).unwrap();
+        assert_eq!(
+            bind(&ep, &opts).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+        drop(live);
+        let again = bind(&ep, &opts).unwrap();
+        drop(again);
+        remove_unix_socket(&ep);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

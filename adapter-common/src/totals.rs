@@ -1,0 +1,176 @@
+//! Server-wide counters and the log lines built from them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use protocol::{CloseReason, ConnectionStats};
+
+/// Counters a server keeps across its connections. Cheap to update from
+/// many tasks or threads at once.
+#[derive(Debug, Default)]
+pub struct ServerTotals {
+    /// Connections accepted and served.
+    pub accepted: AtomicU64,
+    /// Connections accepted and closed at once: over `max_connections`.
+    pub refused: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Requests received (frames in).
+    pub requests: AtomicU64,
+    /// Acks sent (frames out).
+    pub acks: AtomicU64,
+    /// Bytes received.
+    pub bytes_in: AtomicU64,
+    /// Bytes written.
+    pub bytes_out: AtomicU64,
+    closes: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl ServerTotals {
+    /// A connection was accepted and will be served.
+    pub fn connection_opened(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection ended: fold its counters in and count its close reason.
+    pub fn connection_closed(&self, stats: &ConnectionStats, reason: Option<&CloseReason>) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.requests.fetch_add(stats.frames_in, Ordering::Relaxed);
+        self.acks.fetch_add(stats.frames_out, Ordering::Relaxed);
+        self.bytes_in.fetch_add(stats.bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(stats.bytes_out, Ordering::Relaxed);
+        let kind = reason.map_or("io_error", CloseReason::kind);
+        if let Ok(mut m) = self.closes.lock() {
+            *m.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// How many connections ended for each reason kind.
+    pub fn closes_by_reason(&self) -> BTreeMap<&'static str, u64> {
+        self.closes.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Connections open now.
+    pub fn open_now(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Display for ServerTotals {
+    /// The one-line summary printed at shutdown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        write!(
+            f,
+            "connections accepted={} refused={} open={}; requests={} acks={}; bytes in={} out={}; closes:",
+            l(&self.accepted),
+            l(&self.refused),
+            l(&self.open),
+            l(&self.requests),
+            l(&self.acks),
+            l(&self.bytes_in),
+            l(&self.bytes_out),
+        )?;
+        let closes = self.closes_by_reason();
+        if closes.is_empty() {
+            f.write_str(" none")?;
+        }
+        for (k, n) in closes {
+            write!(f, " {k}={n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The log line for a closed connection: peer, duration, requests, why.
+pub fn conn_closed_line(
+    peer: &str,
+    lived: Duration,
+    stats: &ConnectionStats,
+    reason: Option<&CloseReason>,
+    io_error: Option<&std::io::Error>,
+) -> String {
+    let why = match (reason, io_error) {
+        (_, Some(e)) => format!("io error: {e}"),
+        (Some(r), None) => r.to_string(),
+        (None, None) => "unknown".to_owned(),
+    };
+    format!(
+        "connection closed peer={peer} duration={lived:.3?} requests={} acks={} bytes_in={} bytes_out={} reason=\"{why}\"",
+        stats.frames_in, stats.frames_out, stats.bytes_in, stats.bytes_out
+    )
+}
+
+/// Lets one event through per interval and counts the ones held back
+/// (for "connection refused: over max-connections" log lines).
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimiter {
+    /// One event per `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(held_back)` when this event may be logged (with the count of
+    /// events suppressed since the last one), `None` when it may not.
+    pub fn check(&self, now: Instant) -> Option<u64> {
+        let mut s = self.state.lock().ok()?;
+        match s.0 {
+            Some(last) if now.saturating_duration_since(last) < self.interval => {
+                s.1 += 1;
+                None
+            }
+            _ => {
+                let held = s.1;
+                *s = (Some(now), 0);
+                Some(held)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_lets_one_through_per_interval_and_counts_the_rest() {
+        let r = RateLimiter::new(Duration::from_secs(1));
+        let t = Instant::now();
+        assert_eq!(r.check(t), Some(0));
+        assert_eq!(r.check(t + Duration::from_millis(10)), None);
+        assert_eq!(r.check(t + Duration::from_millis(20)), None);
+        assert_eq!(r.check(t + Duration::from_secs(2)), Some(2));
+    }
+
+    #[test]
+    fn totals_count_closes_by_reason_kind() {
+        let t = ServerTotals::default();
+        t.connection_opened();
+        t.connection_opened();
+        let stats = ConnectionStats {
+            frames_in: 3,
+            frames_out: 3,
+            bytes_in: 60,
+            bytes_out: 42,
+        };
+        t.connection_closed(&stats, Some(&CloseReason::PeerClosed));
+        t.connection_closed(&stats, None);
+        assert_eq!(t.open_now(), 0);
+        let line = t.to_string();
+        assert!(line.contains("requests=6"), "{line}");
+        assert!(line.contains("peer_closed=1"), "{line}");
+        assert!(line.contains("io_error=1"), "{line}");
+    }
+}

@@ -1,0 +1,81 @@
+//! The behaviour suite every adapter's server runs: one scenario per socket
+//! behaviour of `shared/PROTOCOL.md` (1-9) plus pipelining, graceful
+//! shutdown, max connections and malformed-frame isolation.
+//!
+//! The client side of every scenario is plain blocking std sockets and the
+//! `protocol` codec, so the suite judges any server the same way. An adapter
+//! implements [`Harness`] (start a server from a [`ServerSpec`], stop it)
+//! and expands [`behaviour_suite!`] in one of its test files:
+//!
+//! ```ignore
+//! struct Tokio;
+//! impl conformance::Harness for Tokio { /* ... */ }
+//! conformance::behaviour_suite!(Tokio);
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use adapter_common::{Endpoint, SocketOptions};
+use protocol::{AckResult, RequestKind, ServerConfig};
+
+pub mod scenarios;
+
+/// The application handler a test server runs: request kind and payload
+/// in, result out. Shared across connections and threads.
+pub type SyncHandler = Arc<dyn Fn(RequestKind, &[u8]) -> AckResult + Send + Sync>;
+
+/// The seed's handler: every request is acked with result 0.
+pub fn ack_all() -> SyncHandler {
+    Arc::new(|_, _| AckResult::OK)
+}
+
+/// What server a scenario wants.
+#[derive(Clone)]
+pub struct ServerSpec {
+    /// The core's limits and timeouts.
+    pub config: ServerConfig,
+    /// Connections served at once; more are accepted and closed at once.
+    pub max_connections: usize,
+    /// Listen on a fresh temporary Unix socket instead of 127.0.0.1:0.
+    pub unix: bool,
+    /// Socket options for the listener and the connections.
+    pub socket: SocketOptions,
+    /// The application.
+    pub handler: SyncHandler,
+    /// How long a graceful shutdown may take before connections are cut.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerSpec {
+    fn default() -> Self {
+        Self {
+            config: ServerConfig::default(),
+            max_connections: 1000,
+            unix: false,
+            socket: SocketOptions::default(),
+            handler: ack_all(),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Starts servers of one adapter for the scenarios.
+pub trait Harness: Sync {
+    /// The adapter's name, for messages.
+    fn name(&self) -> &'static str;
+    /// Starts a server (bound and accepting when this returns).
+    fn start(&self, spec: ServerSpec) -> Box<dyn RunningServer>;
+}
+
+/// A server started by a [`Harness`].
+pub trait RunningServer: Send {
+    /// Where it listens (the real port when 0 was asked).
+    fn endpoint(&self) -> Endpoint;
+    /// Graceful shutdown, as on SIGTERM: stop accepting, answer every
+    /// request received, flush, close; returns once the server has stopped
+    /// (and removed its Unix socket file).
+    fn shutdown(self: Box<Self>);
+}
