@@ -18,7 +18,9 @@ pub struct ServerConfig {
     /// Largest `total_length` accepted. Default 8 MiB ([`DEFAULT_MAX_FRAME_LEN`]).
     pub max_frame_len: u32,
     /// Unsent output above which the connection stops taking input.
-    /// Default 1 MiB.
+    /// Default 1 MiB. Output stays below `high_water` plus one ack
+    /// (14 bytes) per request the application may still be answering
+    /// (`max_pending_requests`).
     pub high_water: usize,
     /// Unsent output at or below which input resumes. Default 256 KiB.
     pub low_water: usize,
@@ -411,6 +413,9 @@ impl ServerConnection {
             self.finish_parse(stop, now);
             break;
         }
+        // Acks the parse pass answered itself (refused Submits).
+        self.flush_acks(now);
+        self.update_blocked();
         if self.input != Input::Open
             && self.slots.is_empty()
             && self.io.send.is_empty()

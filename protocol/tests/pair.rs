@@ -1,0 +1,847 @@
+//! A client core and a server core wired together in memory, with
+//! simulated time and configurable chunking: no sockets.
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use proptest::prelude::*;
+use protocol::{
+    Ack, AckResult, ClientConfig, ClientConnection, CloseReason, CommandId, DecodeError, MessageId,
+    Packet, Request, RequestKind, RespondError, ServerConfig, ServerConnection, SubmitError,
+    encode_request,
+};
+
+/// The in-memory pair.
+struct Pair {
+    client: ClientConnection,
+    server: ServerConnection,
+    now: Instant,
+    /// Most bytes moved per hop (usize::MAX: everything at once).
+    chunk: usize,
+    /// Answer every request at once with OK.
+    auto_respond: bool,
+    /// Let the client read what the server wrote.
+    client_reads: bool,
+    acks: Vec<Ack>,
+    requests: Vec<Request>,
+}
+
+impl Pair {
+    fn new(server: ServerConfig, client: ClientConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            client: ClientConnection::new(client, now),
+            server: ServerConnection::new(server, now),
+            now,
+            chunk: usize::MAX,
+            auto_respond: true,
+            client_reads: true,
+            acks: Vec::new(),
+            requests: Vec::new(),
+        }
+    }
+
+    fn default() -> Self {
+        Self::new(ServerConfig::default(), ClientConfig::default())
+    }
+
+    /// Moves bytes both ways and answers requests until nothing moves.
+    fn drive(&mut self) {
+        for _ in 0..10_000_000 {
+            let mut moved = false;
+            // client -> server, as far as the server wants input
+            let out = self.client.transmit_buf();
+            if !out.is_empty() && self.server.wants_input() {
+                let n = out.len().min(self.chunk);
+                let bytes = out[..n].to_vec();
+                self.client.handle_written(n, self.now);
+                self.server.handle_input(&bytes, self.now);
+                moved = true;
+            }
+            while let Some(req) = self.server.poll_event() {
+                if self.auto_respond {
+                    self.server
+                        .respond(req.handle, AckResult::OK, self.now)
+                        .unwrap();
+                }
+                self.requests.push(req);
+                moved = true;
+            }
+            // server -> client
+            let out = self.server.transmit_buf();
+            if !out.is_empty() && self.client_reads {
+                let n = out.len().min(self.chunk);
+                let bytes = out[..n].to_vec();
+                self.server.handle_written(n, self.now);
+                self.client.handle_input(&bytes, self.now);
+                moved = true;
+            }
+            while let Some(ack) = self.client.poll_event() {
+                self.acks.push(ack);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the pair never settled");
+    }
+
+    /// Advances simulated time, firing the timers that are due.
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.server.handle_timeout(self.now);
+        self.client.handle_timeout(self.now);
+    }
+}
+
+fn ids(n: usize) -> Vec<MessageId> {
+    (1..=n as u32).map(MessageId::from_counter).collect()
+}
+
+#[test]
+fn ten_thousand_pipelined_submits_in_one_write_are_acked_in_order() {
+    let mut p = Pair::new(
+        ServerConfig::default(),
+        ClientConfig {
+            max_in_flight: 10_000,
+            ..ClientConfig::default()
+        },
+    );
+    let mut sent = Vec::new();
+    for i in 0..10_000u32 {
+        sent.push(p.client.submit(&i.to_be_bytes(), p.now).unwrap());
+    }
+    assert_eq!(sent, ids(10_000));
+    p.drive();
+    assert_eq!(p.acks.len(), 10_000);
+    assert!(p.acks.iter().map(|a| a.id).eq(sent.iter().copied()));
+    assert!(p.acks.iter().all(|a| a.result == AckResult::OK));
+    assert_eq!(p.client.in_flight(), 0);
+    assert_eq!(p.server.stats().frames_in, 10_000);
+    assert_eq!(p.server.stats().frames_out, 10_000);
+}
+
+#[test]
+fn byte_at_a_time_delivery_gets_every_ack() {
+    let mut p = Pair::default();
+    p.chunk = 1;
+    for i in 0..20u32 {
+        p.client
+            .submit(format!("msg-{i}").as_bytes(), p.now)
+            .unwrap();
+    }
+    p.drive();
+    assert_eq!(p.acks.len(), 20);
+    assert!(p.acks.iter().map(|a| a.id).eq(ids(20)));
+    let payloads: Vec<_> = p.requests.iter().map(|r| r.payload.clone()).collect();
+    assert_eq!(payloads[7], &b"msg-7"[..]);
+}
+
+#[test]
+fn out_of_order_answers_are_written_in_request_order() {
+    let mut p = Pair::default();
+    p.auto_respond = false;
+    for _ in 0..5 {
+        p.client.submit(b"x", p.now).unwrap();
+    }
+    p.drive();
+    assert_eq!(p.requests.len(), 5);
+    let handles: Vec<u64> = p.requests.iter().map(|r| r.handle).collect();
+    // Answer 4, 2, 3: nothing may leave before 0 is answered.
+    for &i in &[4usize, 2, 3] {
+        p.server
+            .respond(handles[i], AckResult(i as u8), p.now)
+            .unwrap();
+    }
+    assert!(p.server.transmit_buf().is_empty());
+    p.server.respond(handles[0], AckResult::OK, p.now).unwrap();
+    p.drive();
+    assert_eq!(
+        p.acks.len(),
+        1,
+        "only request 0 can be acked: 1 is unanswered"
+    );
+    p.server
+        .respond(handles[1], AckResult::ERROR, p.now)
+        .unwrap();
+    p.drive();
+    let got: Vec<(MessageId, u8)> = p.acks.iter().map(|a| (a.id, a.result.0)).collect();
+    let want: Vec<(MessageId, u8)> = ids(5).into_iter().zip([0, 1, 2, 3, 4]).collect();
+    assert_eq!(got, want);
+    assert_eq!(p.server.refused(), 4);
+}
+
+#[test]
+fn answering_twice_or_an_unknown_handle_is_a_usage_error() {
+    let mut p = Pair::default();
+    p.auto_respond = false;
+    p.client.submit(b"x", p.now).unwrap();
+    p.drive();
+    let h = p.requests[0].handle;
+    p.server.respond(h, AckResult::OK, p.now).unwrap();
+    assert_eq!(
+        p.server.respond(h, AckResult::OK, p.now),
+        Err(RespondError::UnknownRequest(h))
+    );
+    assert_eq!(
+        p.server.respond(99, AckResult::OK, p.now),
+        Err(RespondError::UnknownRequest(99))
+    );
+}
+
+#[test]
+fn slow_reader_hits_high_water_and_memory_stays_bounded() {
+    let config = ServerConfig {
+        high_water: 4096,
+        low_water: 1024,
+        ..ServerConfig::default()
+    };
+    let mut p = Pair::new(
+        config.clone(),
+        ClientConfig {
+            max_in_flight: 100_000,
+            ..ClientConfig::default()
+        },
+    );
+    p.client_reads = false;
+    // An adapter reads in bounded chunks.
+    p.chunk = 8192;
+    for _ in 0..20_000 {
+        p.client.submit(&[7u8; 16], p.now).unwrap();
+    }
+    p.drive();
+    // The server stopped taking input: most requests are still on the client side.
+    assert!(!p.server.wants_input());
+    let bound = config.high_water + config.max_pending_requests * 14;
+    assert!(
+        p.server.pending_output() <= bound,
+        "{} > {bound}",
+        p.server.pending_output()
+    );
+    assert!(
+        p.server.buffered_input() <= 8192,
+        "{}",
+        p.server.buffered_input()
+    );
+    let delivered = p.requests.len();
+    assert!(delivered < 2000, "delivered {delivered}");
+    // The reader wakes up: everything flows, in order, nothing lost.
+    p.client_reads = true;
+    p.drive();
+    assert_eq!(p.acks.len(), 20_000);
+    assert!(p.acks.iter().map(|a| a.id).eq(ids(20_000)));
+}
+
+#[test]
+fn too_many_unanswered_requests_stop_input_until_answered() {
+    let config = ServerConfig {
+        max_pending_requests: 3,
+        ..ServerConfig::default()
+    };
+    let mut p = Pair::new(config, ClientConfig::default());
+    p.auto_respond = false;
+    for _ in 0..10 {
+        p.client.submit(b"x", p.now).unwrap();
+    }
+    p.drive();
+    assert_eq!(p.requests.len(), 3);
+    assert!(!p.server.wants_input());
+    for r in p.requests.clone() {
+        p.server.respond(r.handle, AckResult::OK, p.now).unwrap();
+    }
+    p.drive();
+    assert_eq!(p.requests.len(), 6);
+}
+
+#[test]
+fn idle_timeout_fires_at_the_right_instant() {
+    let config = ServerConfig {
+        idle_timeout: Some(Duration::from_secs(10)),
+        ..ServerConfig::default()
+    };
+    let mut p = Pair::new(config, ClientConfig::default());
+    let start = p.now;
+    assert_eq!(
+        p.server.poll_timeout(),
+        Some(start + Duration::from_secs(10))
+    );
+    p.advance(Duration::from_secs(6));
+    p.client.submit(b"x", p.now).unwrap();
+    p.drive();
+    // Activity at t=6 moves the deadline to t=16.
+    assert_eq!(
+        p.server.poll_timeout(),
+        Some(start + Duration::from_secs(16))
+    );
+    p.advance(Duration::from_millis(9_999));
+    assert!(!p.server.is_closed());
+    p.advance(Duration::from_millis(1));
+    assert!(p.server.is_closed());
+    assert_eq!(
+        p.server.close_reason(),
+        Some(&CloseReason::IdleTimeout {
+            after: Duration::from_secs(10)
+        })
+    );
+    assert_eq!(p.server.poll_timeout(), None);
+}
+
+#[test]
+fn frame_timeout_closes_a_slowloris_and_not_a_complete_sender() {
+    let config = ServerConfig {
+        frame_timeout: Some(Duration::from_secs(5)),
+        ..ServerConfig::default()
+    };
+    let mut server = ServerConnection::new(config, Instant::now());
+    let t0 = Instant::now();
+    assert_eq!(
+        server.poll_timeout(),
+        None,
+        "nothing started: no frame timer"
+    );
+    // Half a frame at t0.
+    server.handle_input(&[0, 0, 0, 20, 2, b'0'], t0);
+    assert_eq!(server.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    // More bytes of the same frame do not restart the timer.
+    server.handle_input(b"0", t0 + Duration::from_secs(3));
+    assert_eq!(server.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    server.handle_timeout(t0 + Duration::from_millis(4_999));
+    assert!(!server.is_closed());
+    server.handle_timeout(t0 + Duration::from_secs(5));
+    assert!(server.is_closed());
+    assert_eq!(
+        server.close_reason().map(CloseReason::kind),
+        Some("frame_timeout")
+    );
+}
+
+#[test]
+fn write_stall_timeout_fires_only_without_progress() {
+    let config = ServerConfig {
+        write_stall_timeout: Some(Duration::from_secs(2)),
+        ..ServerConfig::default()
+    };
+    let mut p = Pair::new(config, ClientConfig::default());
+    p.client_reads = false;
+    p.client.submit(b"x", p.now).unwrap();
+    p.client.submit(b"y", p.now).unwrap();
+    p.drive();
+    let t0 = p.now;
+    assert_eq!(p.server.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+    // Progress at t0+1.5 (one byte written) moves the deadline.
+    p.now += Duration::from_millis(1500);
+    p.server.handle_written(1, p.now);
+    assert_eq!(
+        p.server.poll_timeout(),
+        Some(t0 + Duration::from_millis(3500))
+    );
+    p.advance(Duration::from_millis(1999));
+    assert!(!p.server.is_closed());
+    p.advance(Duration::from_millis(1));
+    assert!(p.server.is_closed());
+    assert_eq!(
+        p.server.close_reason(),
+        Some(&CloseReason::WriteStall {
+            after: Duration::from_secs(2),
+            pending: 27
+        })
+    );
+}
+
+#[test]
+fn poll_timeout_moves_forward_once_handled() {
+    let config = ServerConfig {
+        idle_timeout: Some(Duration::from_secs(1)),
+        frame_timeout: Some(Duration::from_secs(1)),
+        write_stall_timeout: Some(Duration::from_secs(1)),
+        ..ServerConfig::default()
+    };
+    let t0 = Instant::now();
+    let mut server = ServerConnection::new(config, t0);
+    let mut now = t0;
+    // A timer handled early is a no-op and leaves the deadline where it was.
+    let at = server.poll_timeout().unwrap();
+    server.handle_timeout(now);
+    assert_eq!(server.poll_timeout(), Some(at));
+    for _ in 0..100 {
+        now += Duration::from_millis(100);
+        server.handle_input(
+            &[
+                0, 0, 0, 14, 2, b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'1', b'!',
+            ],
+            now,
+        );
+        while let Some(r) = server.poll_event() {
+            server.respond(r.handle, AckResult::OK, now).unwrap();
+        }
+        let n = server.transmit_buf().len();
+        server.handle_written(n, now);
+        server.handle_timeout(now);
+        assert!(!server.is_closed());
+        let next = server.poll_timeout().expect("idle timer armed");
+        assert!(next > now, "poll_timeout {next:?} is not after now {now:?}");
+    }
+}
+
+#[test]
+fn eof_with_requests_in_flight_loses_nothing() {
+    let mut p = Pair::default();
+    p.auto_respond = false;
+    for _ in 0..50 {
+        p.client.submit(b"req", p.now).unwrap();
+    }
+    p.drive();
+    p.server.handle_eof(p.now);
+    assert!(!p.server.is_closed(), "50 answers are still owed");
+    assert!(!p.server.wants_input());
+    for r in p.requests.clone() {
+        p.server.respond(r.handle, AckResult::OK, p.now).unwrap();
+    }
+    p.drive();
+    assert_eq!(p.acks.len(), 50);
+    assert!(p.server.is_closed());
+    assert_eq!(p.server.close_reason(), Some(&CloseReason::PeerClosed));
+}
+
+#[test]
+fn eof_answers_requests_buffered_behind_backpressure() {
+    let config = ServerConfig {
+        max_pending_requests: 2,
+        ..ServerConfig::default()
+    };
+    let t = Instant::now();
+    let mut server = ServerConnection::new(config, t);
+    let mut bytes = BytesMut::new();
+    for i in 1..=10 {
+        encode_request(
+            RequestKind::Submit,
+            &MessageId::from_counter(i),
+            b"p",
+            &mut bytes,
+            1 << 20,
+        )
+        .unwrap();
+    }
+    server.handle_input(&bytes, t);
+    server.handle_eof(t);
+    let mut answered = 0;
+    while let Some(r) = server.poll_event() {
+        server.respond(r.handle, AckResult::OK, t).unwrap();
+        answered += 1;
+    }
+    assert_eq!(answered, 10);
+    assert_eq!(server.transmit_buf().len(), 10 * 14);
+    let n = server.transmit_buf().len();
+    server.handle_written(n, t);
+    assert!(server.is_closed());
+    assert_eq!(server.close_reason(), Some(&CloseReason::PeerClosed));
+}
+
+#[test]
+fn partial_frame_at_eof_is_reported_after_the_complete_ones_are_answered() {
+    let t = Instant::now();
+    let mut server = ServerConnection::new(ServerConfig::default(), t);
+    let mut bytes = BytesMut::new();
+    encode_request(
+        RequestKind::Submit,
+        &MessageId::from_counter(1),
+        b"a",
+        &mut bytes,
+        1 << 20,
+    )
+    .unwrap();
+    bytes.extend_from_slice(&[0, 0, 0, 30, 2, b'0']);
+    server.handle_input(&bytes, t);
+    server.handle_eof(t);
+    let r = server.poll_event().unwrap();
+    server.respond(r.handle, AckResult::OK, t).unwrap();
+    let mut out = BytesMut::new();
+    assert_eq!(server.poll_transmit(&mut out, t), 14);
+    assert!(server.is_closed());
+    assert_eq!(
+        server.close_reason(),
+        Some(&CloseReason::TruncatedFrame { buffered: 6 })
+    );
+    assert_eq!(
+        server.close_reason().unwrap().to_string(),
+        "peer closed in the middle of a frame (6 bytes of it received)"
+    );
+}
+
+/// Every malformed input ends the connection with its named reason, after
+/// the acks of the complete requests before it.
+#[test]
+fn malformed_input_closes_with_its_reason_after_the_earlier_acks() {
+    let cases: Vec<(Vec<u8>, CloseReason)> = vec![
+        (
+            vec![0, 0, 0, 3],
+            DecodeError::FrameTooShort { len: 3 }.into(),
+        ),
+        (
+            vec![0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3],
+            DecodeError::FrameTooLong {
+                len: u32::MAX,
+                max: 8 << 20,
+            }
+            .into(),
+        ),
+        (
+            vec![0, 0, 0, 5, 0x7f],
+            DecodeError::UnknownCommand(0x7f).into(),
+        ),
+        (
+            vec![0, 0, 0, 7, 2, b'1', b'2'],
+            DecodeError::BodyTooShort {
+                command: CommandId::Submit,
+                len: 2,
+            }
+            .into(),
+        ),
+        (
+            vec![
+                0, 0, 0, 14, 0x82, b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'1', 0,
+            ],
+            CloseReason::UnexpectedPacket {
+                command: CommandId::SubmitAck,
+                to: "server",
+            },
+        ),
+    ];
+    for (bad, reason) in cases {
+        let t = Instant::now();
+        let mut server = ServerConnection::new(ServerConfig::default(), t);
+        let mut bytes = BytesMut::new();
+        for i in 1..=3 {
+            encode_request(
+                RequestKind::Submit,
+                &MessageId::from_counter(i),
+                b"ok",
+                &mut bytes,
+                1 << 20,
+            )
+            .unwrap();
+        }
+        bytes.extend_from_slice(&bad);
+        // Bytes after the bad ones are never looked at.
+        encode_request(
+            RequestKind::Submit,
+            &MessageId::from_counter(9),
+            b"late",
+            &mut bytes,
+            1 << 20,
+        )
+        .unwrap();
+        server.handle_input(&bytes, t);
+        assert!(!server.wants_input());
+        let mut handles = Vec::new();
+        while let Some(r) = server.poll_event() {
+            handles.push(r.handle);
+        }
+        assert_eq!(handles.len(), 3, "{reason}");
+        for h in handles {
+            server.respond(h, AckResult::OK, t).unwrap();
+        }
+        let mut out = BytesMut::new();
+        server.poll_transmit(&mut out, t);
+        assert_eq!(out.len(), 3 * 14);
+        let mut client = ClientConnection::new(ClientConfig::default(), t);
+        for _ in 0..3 {
+            client.submit(b"ok", t).unwrap();
+        }
+        client.handle_input(&out, t);
+        assert_eq!(std::iter::from_fn(|| client.poll_event()).count(), 3);
+        assert!(server.is_closed(), "{reason}");
+        assert_eq!(server.close_reason(), Some(&reason));
+    }
+}
+
+#[test]
+fn require_conn_refuses_submits_until_a_conn_is_accepted() {
+    let config = ServerConfig {
+        require_conn: true,
+        ..ServerConfig::default()
+    };
+    let mut p = Pair::new(config, ClientConfig::default());
+    p.auto_respond = false;
+    p.client.submit(b"early", p.now).unwrap();
+    p.drive();
+    assert!(
+        p.requests.is_empty(),
+        "a refused Submit never reaches the application"
+    );
+    assert_eq!(p.acks[0].result, AckResult::ERROR);
+    // Conn then a pipelined Submit: the Submit waits for the Conn's answer.
+    p.client.conn(b"bad-token", p.now).unwrap();
+    p.client.submit(b"after-bad", p.now).unwrap();
+    p.drive();
+    assert_eq!(p.requests.len(), 1);
+    let conn = p.requests[0].clone();
+    assert_eq!(conn.kind, RequestKind::Conn);
+    p.server
+        .respond(conn.handle, AckResult::ERROR, p.now)
+        .unwrap();
+    p.drive();
+    assert_eq!(p.acks[1].result, AckResult::ERROR);
+    assert_eq!(
+        p.acks[2].result,
+        AckResult::ERROR,
+        "a refused Conn unlocks nothing"
+    );
+    p.client.conn(b"token", p.now).unwrap();
+    p.client.submit(b"after-good", p.now).unwrap();
+    p.drive();
+    let conn = p.requests[1].clone();
+    p.server.respond(conn.handle, AckResult::OK, p.now).unwrap();
+    p.drive();
+    let sub = p.requests[2].clone();
+    assert_eq!(&sub.payload[..], b"after-good");
+    p.server.respond(sub.handle, AckResult::OK, p.now).unwrap();
+    p.drive();
+    let results: Vec<u8> = p.acks.iter().map(|a| a.result.0).collect();
+    assert_eq!(results, [1, 1, 1, 0, 0]);
+    assert_eq!(p.acks[3].kind, RequestKind::Conn);
+}
+
+#[test]
+fn local_close_answers_buffered_requests_then_closes() {
+    let mut p = Pair::default();
+    p.auto_respond = false;
+    for _ in 0..3 {
+        p.client.submit(b"x", p.now).unwrap();
+    }
+    p.drive();
+    p.server.close(p.now);
+    assert!(!p.server.wants_input());
+    for r in p.requests.clone() {
+        p.server.respond(r.handle, AckResult::OK, p.now).unwrap();
+    }
+    p.drive();
+    assert_eq!(p.acks.len(), 3);
+    assert!(p.server.is_closed());
+    assert_eq!(p.server.close_reason(), Some(&CloseReason::LocalClose));
+}
+
+#[test]
+fn idle_connection_holds_no_receive_buffer() {
+    let mut p = Pair::default();
+    p.client.submit(&[1u8; 100_000], p.now).unwrap();
+    p.drive();
+    assert_eq!(p.acks.len(), 1);
+    assert_eq!(p.server.buffered_input(), 0);
+    let cap = p.server.input_buffer().capacity();
+    assert!(
+        cap <= 64 * 1024,
+        "read buffer reserved {cap}, want a bounded step"
+    );
+}
+
+#[test]
+fn a_huge_declared_length_reserves_a_bounded_step_only() {
+    let t = Instant::now();
+    let mut server = ServerConnection::new(ServerConfig::default(), t);
+    // 8 MiB declared, 9 bytes sent: the buffer grows by a step, not 8 MiB.
+    server.handle_input(&[0, 0x80, 0, 0, 2, b'0', b'0', b'0', b'0'], t);
+    let cap = server.input_buffer().capacity();
+    assert!(cap <= 80 * 1024, "reserved {cap}");
+}
+
+#[test]
+fn client_refuses_an_ack_for_the_wrong_id_naming_both() {
+    let t = Instant::now();
+    let mut client = ClientConnection::new(ClientConfig::default(), t);
+    client.submit(b"x", t).unwrap();
+    let mut out = BytesMut::new();
+    Packet::SubmitAck {
+        id: MessageId(*b"00000002"),
+        result: AckResult::OK,
+    }
+    .encode(&mut out)
+    .unwrap();
+    client.handle_input(&out, t);
+    assert!(client.is_closed());
+    let reason = client.close_reason().unwrap().clone();
+    assert_eq!(
+        reason.to_string(),
+        "protocol error: expected SubmitAck for id 00000001, got SubmitAck for id 00000002"
+    );
+    assert!(matches!(
+        client.submit(b"y", t),
+        Err(SubmitError::Closed(CloseReason::AckMismatch { .. }))
+    ));
+}
+
+#[test]
+fn client_refuses_an_unsolicited_ack_and_a_request_packet() {
+    let t = Instant::now();
+    let mut client = ClientConnection::new(ClientConfig::default(), t);
+    let mut out = BytesMut::new();
+    Packet::ConnAck {
+        id: MessageId(*b"00000001"),
+        result: AckResult::OK,
+    }
+    .encode(&mut out)
+    .unwrap();
+    client.handle_input(&out, t);
+    assert_eq!(
+        client.close_reason().map(CloseReason::kind),
+        Some("unsolicited_ack")
+    );
+
+    let mut client = ClientConnection::new(ClientConfig::default(), t);
+    client.submit(b"x", t).unwrap();
+    let mut out = BytesMut::new();
+    encode_request(
+        RequestKind::Submit,
+        &MessageId(*b"00000001"),
+        b"",
+        &mut out,
+        1 << 20,
+    )
+    .unwrap();
+    client.handle_input(&out, t);
+    assert_eq!(
+        client.close_reason(),
+        Some(&CloseReason::UnexpectedPacket {
+            command: CommandId::Submit,
+            to: "client"
+        })
+    );
+}
+
+#[test]
+fn client_response_timeout_fails_waiting_requests() {
+    let config = ClientConfig {
+        response_timeout: Some(Duration::from_secs(3)),
+        ..ClientConfig::default()
+    };
+    let t = Instant::now();
+    let mut client = ClientConnection::new(config, t);
+    client.submit(b"a", t).unwrap();
+    client.submit(b"b", t + Duration::from_secs(1)).unwrap();
+    assert_eq!(client.poll_timeout(), Some(t + Duration::from_secs(3)));
+    client.handle_timeout(t + Duration::from_secs(2));
+    assert!(!client.is_closed());
+    client.handle_timeout(t + Duration::from_secs(3));
+    assert!(client.is_closed());
+    assert_eq!(
+        client.close_reason(),
+        Some(&CloseReason::ResponseTimeout {
+            id: MessageId(*b"00000001"),
+            after: Duration::from_secs(3)
+        })
+    );
+}
+
+#[test]
+fn client_max_in_flight_is_enforced() {
+    let config = ClientConfig {
+        max_in_flight: 2,
+        ..ClientConfig::default()
+    };
+    let t = Instant::now();
+    let mut client = ClientConnection::new(config, t);
+    client.submit(b"a", t).unwrap();
+    client.submit(b"b", t).unwrap();
+    assert_eq!(
+        client.submit(b"c", t),
+        Err(SubmitError::TooManyInFlight { limit: 2 })
+    );
+}
+
+#[test]
+fn client_eof_with_requests_in_flight_says_how_many_were_lost() {
+    let mut p = Pair::default();
+    p.auto_respond = false;
+    for _ in 0..3 {
+        p.client.submit(b"x", p.now).unwrap();
+    }
+    p.drive();
+    let h = p.requests[0].handle;
+    p.server.respond(h, AckResult::OK, p.now).unwrap();
+    p.drive();
+    p.client.handle_eof(p.now);
+    assert_eq!(
+        p.client.close_reason(),
+        Some(&CloseReason::PeerClosedInFlight { in_flight: 2 })
+    );
+    assert_eq!(p.acks.len(), 1);
+}
+
+#[test]
+fn client_close_waits_for_every_ack() {
+    let mut p = Pair::default();
+    p.auto_respond = false;
+    p.client.submit(b"x", p.now).unwrap();
+    p.client.close(p.now);
+    assert_eq!(p.client.submit(b"y", p.now), Err(SubmitError::Closing));
+    p.drive();
+    assert!(!p.client.is_closed());
+    let h = p.requests[0].handle;
+    p.server.respond(h, AckResult::OK, p.now).unwrap();
+    p.drive();
+    assert!(p.client.is_closed());
+    assert_eq!(p.client.close_reason(), Some(&CloseReason::LocalClose));
+}
+
+#[test]
+fn ack_rtt_is_measured_from_the_passed_in_clock() {
+    let mut p = Pair::default();
+    p.client.submit(b"x", p.now).unwrap();
+    p.now += Duration::from_millis(250);
+    p.drive();
+    assert_eq!(p.acks[0].rtt, Duration::from_millis(250));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// For arbitrary request sequences, chunkings and answer orders the
+    /// client sees exactly one ack per request, in order, with its id.
+    #[test]
+    fn one_ack_per_request_in_order_whatever_the_chunking_and_answer_order(
+        payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..60),
+        conn_first in any::<bool>(),
+        chunk in 1usize..200,
+        order_seed in proptest::collection::vec(any::<u32>(), 0..60),
+        results in proptest::collection::vec(0u8..3, 60),
+    ) {
+        let mut p = Pair::default();
+        p.chunk = chunk;
+        p.auto_respond = false;
+        let mut sent = Vec::new();
+        if conn_first {
+            sent.push(p.client.conn(b"hello", p.now).unwrap());
+        }
+        for pl in &payloads {
+            sent.push(p.client.submit(pl, p.now).unwrap());
+        }
+        p.drive();
+        prop_assert_eq!(p.requests.len(), sent.len());
+        // Answer in a scrambled order.
+        let mut order: Vec<usize> = (0..sent.len()).collect();
+        for (i, s) in order_seed.iter().enumerate() {
+            let j = (*s as usize) % order.len();
+            let k = i % order.len();
+            order.swap(j, k);
+        }
+        for &i in &order {
+            let r = &p.requests[i];
+            p.server.respond(r.handle, AckResult(results[i]), p.now).unwrap();
+            if i % 7 == 0 {
+                p.drive();
+            }
+        }
+        p.drive();
+        prop_assert_eq!(p.acks.len(), sent.len());
+        for (i, ack) in p.acks.iter().enumerate() {
+            prop_assert_eq!(ack.id, sent[i]);
+            prop_assert_eq!(ack.result, AckResult(results[i]));
+        }
+        for (r, pl) in p.requests.iter().skip(usize::from(conn_first)).zip(&payloads) {
+            prop_assert_eq!(&r.payload[..], &pl[..]);
+        }
+        prop_assert!(!p.server.is_closed());
+        prop_assert!(!p.client.is_closed());
+    }
+}
