@@ -40,7 +40,11 @@ fn check(input: &[u8], max: u32) {
                 assert_eq!(usize::try_from(declared).ok(), Some(len));
                 assert!(declared >= MIN_FRAME_LEN && declared <= max);
                 let end = consumed + len;
-                assert!(end <= input.len(), "consumed {end} of {} bytes", input.len());
+                assert!(
+                    end <= input.len(),
+                    "consumed {end} of {} bytes",
+                    input.len()
+                );
                 out.clear();
                 frame.encode(&mut out).expect("a decoded frame re-encodes");
                 assert_eq!(&out[..], &input[consumed..end]);

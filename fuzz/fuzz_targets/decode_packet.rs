@@ -18,7 +18,9 @@ fuzz_target!(|data: &[u8]| {
     match Packet::decode(input.clone()) {
         Ok(packet) => {
             let mut out = BytesMut::new();
-            packet.encode(&mut out).expect("a decoded packet re-encodes");
+            packet
+                .encode(&mut out)
+                .expect("a decoded packet re-encodes");
             assert_eq!(out.len(), packet.frame_len());
             let (head, body) = out.split_at(HEADER_LEN);
             assert_eq!(head, &((data.len() + HEADER_LEN) as u32).to_be_bytes());
