@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub use adapter_common::{Endpoint, SocketOptions};
 use protocol::{AckResult, RequestKind, ServerConfig};
 
 pub mod scenarios;
+pub mod support;
 
 /// The application handler a test server runs: request kind and payload
 /// in, result out. Shared across connections and threads.
@@ -47,6 +49,10 @@ pub struct ServerSpec {
     pub handler: SyncHandler,
     /// How long a graceful shutdown may take before connections are cut.
     pub shutdown_timeout: Duration,
+    /// A fixed TCP address to bind instead of 127.0.0.1:0 (ignored when
+    /// `unix` is set). Harnesses must honour it: the restart scenario binds
+    /// a new server on the port an old one just left. Default `None`.
+    pub addr: Option<SocketAddr>,
 }
 
 impl Default for ServerSpec {
@@ -58,6 +64,7 @@ impl Default for ServerSpec {
             socket: SocketOptions::default(),
             handler: ack_all(),
             shutdown_timeout: Duration::from_secs(5),
+            addr: None,
         }
     }
 }
