@@ -1,0 +1,517 @@
+//! The load generator behind `adapter-tokio bench`.
+//!
+//! Each connection is one task driving a [`ClientConnection`] directly
+//! (no channel, no per-request allocation): it keeps `pipeline` Submits in
+//! flight, writes every queued request in one write, and checks every ack:
+//! the core checks that the ack is for the oldest request in flight (id and
+//! kind, hence order), the task checks the id against its own counter and
+//! that the result is 0. Latencies (submit to ack, as the core measures
+//! them) go into a histogram per connection, merged at the end.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use adapter_common::cli::EndpointArgs;
+use adapter_common::{Endpoint, SocketOptions, configure_tcp};
+use clap::Args;
+use hdrhistogram::Histogram;
+use protocol::{ClientConfig, ClientConnection, MessageId};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::io::{ReadOutcome, Socket, Timer, WriteOutcome, poll_read_now, write_now};
+
+/// `bench` flags.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub endpoint: EndpointArgs,
+    /// Connections, each driven by its own task.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub conns: u32,
+    /// Requests kept in flight on each connection (1: send, wait for the
+    /// ack, send the next).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub pipeline: u32,
+    /// Run for this long (e.g. 10s, 500ms, 2m) [default: 10s unless
+    /// --requests is given].
+    #[arg(long, value_name = "TIME", value_parser = parse_duration, conflicts_with = "requests")]
+    pub duration: Option<Duration>,
+    /// Send exactly this many requests in all (split evenly across the
+    /// connections), instead of running for a duration.
+    #[arg(long, value_name = "N")]
+    pub requests: Option<u64>,
+    /// Payload bytes per Submit.
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    pub payload: usize,
+    /// Run this long first without counting (connections and caches warm up).
+    #[arg(long, value_name = "TIME", value_parser = parse_duration, default_value = "0s")]
+    pub warmup: Duration,
+    /// Print one JSON object (stdout) instead of the summary lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: want e.g. 10s, 500ms, 2m"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "us" | "µs" => value / 1_000_000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {s:?}: use ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// When the connections stop sending.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Until(Instant),
+    Count(u64),
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    /// Where it ran against.
+    pub endpoint: Endpoint,
+    /// Connections.
+    pub conns: u32,
+    /// Requests in flight per connection.
+    pub pipeline: u32,
+    /// Payload bytes per request.
+    pub payload: usize,
+    /// The measured time (after the warmup, until the last ack).
+    pub elapsed: Duration,
+    /// Acks received in the measured time with result 0.
+    pub ok: u64,
+    /// Acks received in the measured time with another result, or whose id
+    /// was not the one expected.
+    pub errors: u64,
+    /// Bytes written and read in the measured time, both directions.
+    pub bytes: u64,
+    /// Latencies in nanoseconds.
+    pub latency: Histogram<u64>,
+    /// One line per connection that failed (io error, protocol error, timeout).
+    pub connection_errors: Vec<String>,
+}
+
+impl BenchReport {
+    /// Acks counted (ok and errors).
+    pub fn requests(&self) -> u64 {
+        self.ok + self.errors
+    }
+
+    /// Requests per second.
+    pub fn rate(&self) -> f64 {
+        per_second(self.requests() as f64, self.elapsed)
+    }
+
+    /// Megabytes (10^6) per second on the wire, both directions.
+    pub fn megabytes_per_second(&self) -> f64 {
+        per_second(self.bytes as f64 / 1e6, self.elapsed)
+    }
+
+    /// True when every ack was ok and no connection failed.
+    pub fn is_clean(&self) -> bool {
+        self.errors == 0 && self.connection_errors.is_empty()
+    }
+
+    fn percentile_us(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "endpoint": self.endpoint.to_string(),
+            "conns": self.conns,
+            "pipeline": self.pipeline,
+            "payload": self.payload,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "requests": self.requests(),
+            "ok": self.ok,
+            "errors": self.errors,
+            "connection_errors": self.connection_errors,
+            "req_per_s": self.rate(),
+            "mb_per_s": self.megabytes_per_second(),
+            "latency_us": {
+                "p50": self.percentile_us(0.50),
+                "p90": self.percentile_us(0.90),
+                "p99": self.percentile_us(0.99),
+                "p99_9": self.percentile_us(0.999),
+                "max": self.latency.max() as f64 / 1000.0,
+            },
+            "clean": self.is_clean(),
+        })
+    }
+}
+
+impl fmt::Display for BenchReport {
+    /// The summary lines.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "bench: {} conns x pipeline {}, {}-byte payloads, {:.2} s against {}",
+            self.conns,
+            self.pipeline,
+            self.payload,
+            self.elapsed.as_secs_f64(),
+            self.endpoint
+        )?;
+        writeln!(
+            f,
+            "requests: {} ({} ok, {} errors); connection errors: {}",
+            self.requests(),
+            self.ok,
+            self.errors,
+            self.connection_errors.len()
+        )?;
+        writeln!(
+            f,
+            "throughput: {:.0} req/s, {:.2} MB/s (requests + acks on the wire)",
+            self.rate(),
+            self.megabytes_per_second()
+        )?;
+        write!(
+            f,
+            "latency: p50={:.1}µs p90={:.1}µs p99={:.1}µs p99.9={:.1}µs max={:.1}µs",
+            self.percentile_us(0.50),
+            self.percentile_us(0.90),
+            self.percentile_us(0.99),
+            self.percentile_us(0.999),
+            self.latency.max() as f64 / 1000.0
+        )
+    }
+}
+
+fn per_second(amount: f64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 { amount / secs } else { 0.0 }
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A connection could not be made.
+    #[error("connection {index}: cannot connect to {endpoint}: {source}")]
+    Connect {
+        /// Which connection (0-based).
+        index: u32,
+        /// Where.
+        endpoint: Endpoint,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The flags cannot be run.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What one connection measured.
+struct ConnReport {
+    ok: u64,
+    errors: u64,
+    bytes: u64,
+    latency: Histogram<u64>,
+    failure: Option<String>,
+}
+
+fn new_histogram() -> Result<Histogram<u64>, BenchError> {
+    // 1 ns to 1 hour, 3 significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+        .map_err(|e| BenchError::Invalid(format!("histogram: {e}")))
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+async fn connect(endpoint: &Endpoint, index: u32) -> Result<Stream, BenchError> {
+    let error = |source| BenchError::Connect {
+        index,
+        endpoint: endpoint.clone(),
+        source,
+    };
+    match endpoint {
+        Endpoint::Tcp(addr) => {
+            let s = TcpStream::connect(addr).await.map_err(error)?;
+            configure_tcp(&s, &SocketOptions::default()).map_err(error)?;
+            Ok(Stream::Tcp(s))
+        }
+        Endpoint::Unix(path) => Ok(Stream::Unix(
+            UnixStream::connect(path).await.map_err(error)?,
+        )),
+    }
+}
+
+/// Runs the load (inside a tokio runtime; a multi-thread one to use every
+/// core). Connects everything first, then starts every connection at once.
+pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
+    let endpoint = args.endpoint.endpoint();
+    let config = ClientConfig {
+        max_in_flight: ClientConfig::default()
+            .max_in_flight
+            .max(args.pipeline as usize),
+        ..ClientConfig::default()
+    };
+    if args.payload + protocol::REQUEST_OVERHEAD > config.max_frame_len as usize {
+        return Err(BenchError::Invalid(format!(
+            "--payload {} makes frames over the {}-byte limit",
+            args.payload, config.max_frame_len
+        )));
+    }
+    let mut streams = Vec::with_capacity(args.conns as usize);
+    for index in 0..args.conns {
+        streams.push(connect(&endpoint, index).await?);
+    }
+    let start = Instant::now();
+    let measure_from = start + args.warmup;
+    let progress = Arc::new(AtomicU64::new(0));
+    let payload: Arc<[u8]> = vec![b'x'; args.payload].into();
+    let mut tasks = Vec::with_capacity(streams.len());
+    let total = args.requests;
+    let conns = u64::from(args.conns);
+    for (index, stream) in (0u64..).zip(streams) {
+        let plan = match total {
+            Some(n) => Plan::Count(n / conns + u64::from(index < n % conns)),
+            None => Plan::Until(measure_from + args.duration.unwrap_or(Duration::from_secs(10))),
+        };
+        let job = Job {
+            config: config.clone(),
+            plan,
+            pipeline: args.pipeline as usize,
+            payload: Arc::clone(&payload),
+            measure_from,
+            progress: Arc::clone(&progress),
+            latency: new_histogram()?,
+        };
+        tasks.push(match stream {
+            Stream::Tcp(s) => tokio::spawn(job.drive(s)),
+            Stream::Unix(s) => tokio::spawn(job.drive(s)),
+        });
+    }
+    let ticker = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(show_progress(Arc::clone(&progress), measure_from)));
+    let mut report = BenchReport {
+        endpoint,
+        conns: args.conns,
+        pipeline: args.pipeline,
+        payload: args.payload,
+        elapsed: Duration::ZERO,
+        ok: 0,
+        errors: 0,
+        bytes: 0,
+        latency: new_histogram()?,
+        connection_errors: Vec::new(),
+    };
+    for (index, task) in tasks.into_iter().enumerate() {
+        match task.await {
+            Ok(conn) => {
+                report.ok += conn.ok;
+                report.errors += conn.errors;
+                report.bytes += conn.bytes;
+                // Same bounds on both sides: adding cannot fail.
+                let _ = report.latency.add(&conn.latency);
+                if let Some(failure) = conn.failure {
+                    report
+                        .connection_errors
+                        .push(format!("connection {index}: {failure}"));
+                }
+            }
+            Err(e) => report
+                .connection_errors
+                .push(format!("connection {index}: task failed: {e}")),
+        }
+    }
+    report.elapsed = Instant::now().saturating_duration_since(measure_from);
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprint!("\r\x1b[2K");
+    }
+    Ok(report)
+}
+
+/// A progress line each second (stderr is a terminal).
+async fn show_progress(done: Arc<AtomicU64>, measure_from: Instant) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let now = done.load(Ordering::Relaxed);
+        let secs = Instant::now()
+            .saturating_duration_since(measure_from)
+            .as_secs_f64();
+        eprint!(
+            "\r\x1b[2K{secs:6.1} s  {now:>12} acks  {:>10} req/s",
+            now - last
+        );
+        last = now;
+    }
+}
+
+struct Job {
+    config: ClientConfig,
+    plan: Plan,
+    pipeline: usize,
+    payload: Arc<[u8]>,
+    measure_from: Instant,
+    progress: Arc<AtomicU64>,
+    latency: Histogram<u64>,
+}
+
+enum Wake {
+    Read(usize),
+    Writable,
+    Failed(std::io::Error),
+    Timer,
+}
+
+impl Job {
+    async fn drive<S: Socket>(mut self, mut socket: S) -> ConnReport {
+        let mut conn = ClientConnection::new(self.config.clone(), Instant::now());
+        let mut next_id = self.config.first_id;
+        let mut sent = 0u64;
+        let (mut ok, mut errors) = (0u64, 0u64);
+        let mut failure = None;
+        let mut closing = false;
+        let mut timer = Timer::default();
+        let mut bytes_at_start = None;
+        loop {
+            let now = Instant::now();
+            let mut acked = 0;
+            while let Some(ack) = conn.poll_event() {
+                acked += 1;
+                let expected = MessageId::from_counter(next_id);
+                next_id = next_id.wrapping_add(1);
+                if now < self.measure_from {
+                    continue;
+                }
+                if ack.id == expected && ack.result.is_ok() {
+                    ok += 1;
+                } else {
+                    errors += 1;
+                }
+                let _ = self
+                    .latency
+                    .record(u64::try_from(ack.rtt.as_nanos()).unwrap_or(u64::MAX).max(1));
+            }
+            if acked > 0 && now >= self.measure_from {
+                self.progress.fetch_add(acked, Ordering::Relaxed);
+            }
+            if bytes_at_start.is_none() && now >= self.measure_from {
+                let s = conn.stats();
+                bytes_at_start = Some(s.bytes_in + s.bytes_out);
+            }
+            if !closing {
+                while conn.in_flight() < self.pipeline && self.may_send(sent, now) {
+                    if let Err(e) = conn.submit(&self.payload, now) {
+                        failure = Some(format!("submit refused: {e}"));
+                        break;
+                    }
+                    sent += 1;
+                }
+                if failure.is_some() || !self.may_send(sent, now) {
+                    conn.close(now);
+                    closing = true;
+                }
+            }
+            if !conn.transmit_buf().is_empty() {
+                match write_now(&socket, conn.transmit_buf()) {
+                    WriteOutcome::Wrote(n) if n > 0 => conn.handle_written(n, now),
+                    WriteOutcome::Wrote(_) | WriteOutcome::Full => {}
+                    WriteOutcome::Failed(e) => {
+                        failure = Some(format!("write failed: {e}"));
+                        break;
+                    }
+                }
+            }
+            if conn.is_closed() {
+                break;
+            }
+            timer.arm(conn.poll_timeout());
+            if let Plan::Until(at) = self.plan
+                && !closing
+            {
+                timer.arm(Some(at));
+            }
+            let has_output = !conn.transmit_buf().is_empty();
+            let wake = poll_fn(|cx| {
+                if let Poll::Ready(ready) = socket.poll_read_ready(cx) {
+                    if let Err(e) = ready {
+                        return Poll::Ready(Wake::Failed(e));
+                    }
+                    match poll_read_now(&mut socket, cx, conn.input_buffer()) {
+                        ReadOutcome::Data(n) => return Poll::Ready(Wake::Read(n)),
+                        ReadOutcome::Failed(e) => return Poll::Ready(Wake::Failed(e)),
+                        ReadOutcome::NotReady => conn.handle_input_appended(0, Instant::now()),
+                    }
+                }
+                if has_output && let Poll::Ready(ready) = socket.poll_write_ready(cx) {
+                    return Poll::Ready(match ready {
+                        Ok(()) => Wake::Writable,
+                        Err(e) => Wake::Failed(e),
+                    });
+                }
+                if timer.poll_fired(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
+            match wake {
+                Wake::Read(0) => conn.handle_eof(Instant::now()),
+                Wake::Read(n) => conn.handle_input_appended(n, Instant::now()),
+                Wake::Writable => {}
+                Wake::Failed(e) => {
+                    failure = Some(format!("socket error: {e}"));
+                    break;
+                }
+                Wake::Timer => conn.handle_timeout(Instant::now()),
+            }
+        }
+        if failure.is_none()
+            && let Some(reason) = conn.close_reason().filter(|r| !r.is_clean())
+        {
+            failure = Some(reason.to_string());
+        }
+        let s = conn.stats();
+        let bytes = (s.bytes_in + s.bytes_out).saturating_sub(bytes_at_start.unwrap_or(u64::MAX));
+        ConnReport {
+            ok,
+            errors,
+            bytes,
+            latency: self.latency,
+            failure,
+        }
+    }
+
+    fn may_send(&self, sent: u64, now: Instant) -> bool {
+        match self.plan {
+            Plan::Until(at) => now < at,
+            Plan::Count(n) => sent < n,
+        }
+    }
+}
