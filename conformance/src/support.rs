@@ -614,6 +614,55 @@ impl TestClient {
         }
     }
 
+    /// Reads SubmitAcks for the ids `first`, `first + 1`, ... (each with
+    /// result 0) until the server closes the connection; at most `max` of
+    /// them. Returns how many came and how the connection ended. For a
+    /// connection the server cuts: what came must be a prefix, in order.
+    pub fn read_ack_run_until_closed(
+        &mut self,
+        first: u32,
+        max: u64,
+        within: Duration,
+    ) -> (u64, Closed) {
+        let deadline = Instant::now() + within;
+        let mut counter = first;
+        let mut n = 0u64;
+        loop {
+            match self.try_read_answer(deadline) {
+                Ok(got) => {
+                    let id = MessageId::from_counter(counter);
+                    let want = Answer {
+                        kind: RequestKind::Submit,
+                        id,
+                        result: AckResult::OK,
+                    };
+                    assert!(
+                        n < max,
+                        "{}: {max} Submits were sent, then came one ack more: {got}",
+                        self.name
+                    );
+                    assert_eq!(
+                        got,
+                        want,
+                        "{}: ack #{} of the run: expected {want}, got {got}",
+                        self.name,
+                        n + 1
+                    );
+                    n += 1;
+                    counter = (counter + 1) % IdGenerator::MODULUS;
+                }
+                Err(ReadEnd::Eof) => return (n, Closed::Eof),
+                Err(ReadEnd::Reset(_)) => return (n, Closed::Reset),
+                Err(end) => panic!(
+                    "{}: expected acks then the server closing the connection within {within:?}; \
+                     after {n} acks the connection {end}{}",
+                    self.name,
+                    self.partial_note()
+                ),
+            }
+        }
+    }
+
     /// Waits until the server closes the connection, with nothing more
     /// arriving first; panics if data comes or it stays open past `within`.
     pub fn expect_closed(&mut self, within: Duration) -> Closed {
@@ -826,4 +875,37 @@ pub fn run_bounded<T: Send + 'static>(
         },
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: did not finish within {within:?}"),
     }
+}
+
+/// The message of a panic payload (from `JoinHandle::join`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}
+
+/// Joins the threads and panics with every failure's message if any failed.
+pub fn join_all<T>(what: &str, handles: Vec<thread::JoinHandle<T>>) -> Vec<T> {
+    let total = handles.len();
+    let mut out = Vec::with_capacity(total);
+    let mut failures = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok(v) => out.push(v),
+            Err(p) => failures.push(panic_message(p.as_ref())),
+        }
+    }
+    if !failures.is_empty() {
+        let shown: Vec<_> = failures.iter().take(5).map(String::as_str).collect();
+        panic!(
+            "{what}: {} of {total} failed:\n  {}",
+            failures.len(),
+            shown.join("\n  ")
+        );
+    }
+    out
 }

@@ -1,22 +1,88 @@
-//! The scenarios. Each takes a harness, starts its own servers, and stops
-//! them before it returns; each finishes in bounded time.
+//! The scenarios. Each takes a harness, starts its own servers, drives them
+//! with blocking std sockets (see [`crate::support`]), and stops them before
+//! it returns; each finishes in bounded time (a few seconds at most).
+//!
+//! The numbers refer to the socket behaviours of `shared/PROTOCOL.md`.
 
-use crate::{Harness, ServerSpec};
+mod app;
+mod basic;
+mod flow;
+mod hostile;
+mod lifecycle;
+mod timeouts;
 
-/// 1. Basic connect / request / response.
-pub fn basic_request_response(h: &dyn Harness) {
-    let server = h.start(ServerSpec::default());
-    let _ = server.endpoint();
-    server.shutdown();
-}
+pub use app::{
+    handler_refusal_keeps_the_connection_open,
+    require_conn_refuses_submits_until_a_conn_is_accepted,
+};
+pub use basic::{
+    SEED_SUBMIT, SEED_SUBMIT_ACK, basic_tcp_request_response_matches_the_seed_bytes,
+    basic_unix_socket_request_response,
+    fifty_clients_pipelining_200_submits_get_every_ack_in_order,
+    frame_split_anywhere_is_answered_once_complete,
+    several_frames_in_one_write_are_all_answered_in_order, silent_connection_does_not_delay_others,
+};
+pub use flow::backpressure_stops_reading_from_a_client_that_does_not_read;
+pub use hostile::malformed_frames_close_only_their_connection_after_earlier_acks;
+pub use lifecycle::{
+    graceful_shutdown_answers_every_fully_sent_request, half_close_still_gets_every_ack_then_eof,
+    over_max_connections_is_closed_at_once_others_served,
+    partial_frame_then_fin_gets_the_complete_acks_then_close,
+    reset_by_peer_leaves_the_server_serving_others,
+    restarted_server_binds_the_same_port_through_time_wait,
+};
+pub use timeouts::{
+    idle_timeout_closes_idle_connections_only,
+    idle_timeouts_close_many_connections_while_a_busy_one_is_served,
+    slowloris_partial_frame_is_closed_by_frame_timeout,
+    write_stall_closes_a_client_that_never_reads,
+};
 
-/// Expands to one `#[test]` per scenario, run against `$harness`.
+/// Expands to one `#[test]` per scenario, run against `$harness` (an
+/// expression whose reference is a `&dyn Harness`, e.g. a unit struct).
+/// Each test is named after what it proves.
 #[macro_export]
 macro_rules! behaviour_suite {
     ($harness:expr) => {
-        #[test]
-        fn basic_request_response() {
-            $crate::scenarios::basic_request_response(&$harness)
-        }
+        $crate::behaviour_suite!(@tests $harness;
+            // 1. basic connect / request / response
+            basic_tcp_request_response_matches_the_seed_bytes,
+            basic_unix_socket_request_response,
+            // 2. a read with no data yet
+            silent_connection_does_not_delay_others,
+            // 3. a read that returns part of a frame
+            frame_split_anywhere_is_answered_once_complete,
+            // 4. a read that returns several frames
+            several_frames_in_one_write_are_all_answered_in_order,
+            // 5. a read deadline
+            idle_timeout_closes_idle_connections_only,
+            // 6. read timeouts on many connections
+            idle_timeouts_close_many_connections_while_a_busy_one_is_served,
+            // 7. a peer that does not read
+            backpressure_stops_reading_from_a_client_that_does_not_read,
+            // 8. a write deadline
+            write_stall_closes_a_client_that_never_reads,
+            // 9. connection reset by peer
+            reset_by_peer_leaves_the_server_serving_others,
+            // pipelining, ends of conversations, limits, hostile input, the application
+            fifty_clients_pipelining_200_submits_get_every_ack_in_order,
+            half_close_still_gets_every_ack_then_eof,
+            partial_frame_then_fin_gets_the_complete_acks_then_close,
+            graceful_shutdown_answers_every_fully_sent_request,
+            over_max_connections_is_closed_at_once_others_served,
+            malformed_frames_close_only_their_connection_after_earlier_acks,
+            require_conn_refuses_submits_until_a_conn_is_accepted,
+            handler_refusal_keeps_the_connection_open,
+            slowloris_partial_frame_is_closed_by_frame_timeout,
+            restarted_server_binds_the_same_port_through_time_wait,
+        );
+    };
+    (@tests $harness:expr; $($scenario:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $scenario() {
+                $crate::scenarios::$scenario(&$harness)
+            }
+        )*
     };
 }
