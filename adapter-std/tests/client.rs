@@ -1,0 +1,284 @@
+//! The std client against the std server: single requests, pipelines,
+//! many threads over one connection, and how failures reach the callers.
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use adapter_std::{Client, ClientError, ClientOptions, Server, ServerHandle, ServerOptions};
+use conformance::Endpoint;
+use protocol::{
+    AckResult, ClientConfig, CloseReason, MessageId, Request, RequestKind, ServerConfig,
+};
+
+fn localhost() -> Endpoint {
+    Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+}
+
+fn temp_unix() -> Endpoint {
+    static N: AtomicU64 = AtomicU64::new(0);
+    Endpoint::Unix(std::env::temp_dir().join(format!(
+        "adapter-std-client-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )))
+}
+
+fn serve<H>(endpoint: &Endpoint, options: ServerOptions, handler: H) -> ServerHandle
+where
+    H: Fn(&Request) -> AckResult + Send + Sync + 'static,
+{
+    Server::bind(endpoint, options, handler)
+        .expect("bind")
+        .spawn()
+        .expect("spawn")
+}
+
+/// Options with a response timeout, so no test can hang on a lost ack.
+fn bounded() -> ClientOptions {
+    ClientOptions {
+        config: ClientConfig {
+            response_timeout: Some(Duration::from_secs(10)),
+            ..ClientConfig::default()
+        },
+        connect_timeout: Some(Duration::from_secs(5)),
+        ..ClientOptions::default()
+    }
+}
+
+fn id(n: u32) -> MessageId {
+    MessageId::from_counter(n)
+}
+
+#[test]
+fn submit_gets_each_ack_with_the_next_id() {
+    let server = serve(&localhost(), ServerOptions::default(), |_| AckResult::OK);
+    let client = Client::connect(server.local_endpoint(), bounded()).unwrap();
+    for n in 1..=3 {
+        let ack = client.submit(b"hello").unwrap();
+        assert_eq!(
+            (ack.kind, ack.id, ack.result),
+            (RequestKind::Submit, id(n), AckResult::OK)
+        );
+    }
+    client.close().unwrap();
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_refused_submit_is_an_ack_with_result_1_and_the_connection_goes_on() {
+    let server = serve(&localhost(), ServerOptions::default(), |req| {
+        if &req.payload[..] == b"no" {
+            AckResult::ERROR
+        } else {
+            AckResult::OK
+        }
+    });
+    let client = Client::connect(server.local_endpoint(), bounded()).unwrap();
+    assert_eq!(client.submit(b"no").unwrap().result, AckResult::ERROR);
+    assert_eq!(client.submit(b"yes").unwrap().result, AckResult::OK);
+    client.close().unwrap();
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn pipelined_send_all_gets_every_ack_in_order_past_max_in_flight() {
+    let server = serve(&localhost(), ServerOptions::default(), |_| AckResult::OK);
+    let mut options = bounded();
+    options.config.max_in_flight = 64;
+    let client = Client::connect(server.local_endpoint(), options).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..10_000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+    let pending = client.send_all(&payloads).unwrap();
+    assert_eq!(pending.len(), payloads.len());
+    for (n, p) in (1..).zip(pending) {
+        assert_eq!(p.id(), id(n));
+        let ack = p.wait().unwrap();
+        assert_eq!((ack.id, ack.result), (id(n), AckResult::OK));
+    }
+    assert_eq!(client.in_flight(), 0);
+    client.close().unwrap();
+    let totals = server.totals().clone();
+    server.shutdown().unwrap();
+    assert_eq!(totals.requests.load(Ordering::Relaxed), 10_000);
+}
+
+#[test]
+fn many_threads_share_one_client_and_every_frame_arrives_whole() {
+    const THREADS: usize = 8;
+    const EACH: usize = 400;
+    // The handler refuses any payload that is not exactly "t<thread>-<i>":
+    // a frame torn or interleaved with another thread's would show.
+    let server = serve(&localhost(), ServerOptions::default(), |req| {
+        let ok = std::str::from_utf8(&req.payload)
+            .ok()
+            .and_then(|s| s.strip_prefix('t'))
+            .and_then(|s| s.split_once('-'))
+            .is_some_and(|(t, i)| t.parse::<usize>().is_ok() && i.parse::<usize>().is_ok());
+        if ok { AckResult::OK } else { AckResult::ERROR }
+    });
+    let client = Arc::new(Client::connect(server.local_endpoint(), bounded()).unwrap());
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let client = Arc::clone(&client);
+            thread::spawn(move || {
+                let mut ids = Vec::new();
+                for i in 0..EACH {
+                    let payload = format!("t{t}-{i}");
+                    let ack = if i % 2 == 0 {
+                        client.submit(payload.as_bytes()).unwrap()
+                    } else {
+                        // Pipelined from several threads at once too.
+                        let more = format!("t{t}-{i}{i}");
+                        let acks = client.submit_all([payload, more]).unwrap();
+                        assert!(acks[0].id < acks[1].id || acks[1].id.0 == *b"00000000");
+                        ids.push(acks[1].id);
+                        acks[0]
+                    };
+                    assert_eq!(ack.result, AckResult::OK, "thread {t} request {i}");
+                    ids.push(ack.id);
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut all: Vec<MessageId> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let n = all.len();
+    assert_eq!(n, THREADS * (EACH + EACH / 2));
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "every request got its own id and its own ack");
+    Arc::try_unwrap(client).unwrap().close().unwrap();
+    let totals = server.totals().clone();
+    server.shutdown().unwrap();
+    assert_eq!(totals.requests.load(Ordering::Relaxed), n as u64);
+}
+
+#[test]
+fn client_and_server_work_over_a_unix_socket_with_conn_first() {
+    let endpoint = temp_unix();
+    let options = ServerOptions {
+        config: ServerConfig {
+            require_conn: true,
+            ..ServerConfig::default()
+        },
+        ..ServerOptions::default()
+    };
+    let server = serve(&endpoint, options, |_| AckResult::OK);
+    let client = Client::connect(server.local_endpoint(), bounded()).unwrap();
+    let conn = client.conn(b"token").unwrap();
+    assert_eq!((conn.kind, conn.result), (RequestKind::Conn, AckResult::OK));
+    assert_eq!(client.submit(b"x").unwrap().result, AckResult::OK);
+    client.close().unwrap();
+    server.shutdown().unwrap();
+    let Endpoint::Unix(path) = endpoint else {
+        unreachable!()
+    };
+    assert!(!path.exists(), "the server removes its socket file");
+}
+
+#[test]
+fn a_server_that_never_answers_fails_the_waiter_with_a_response_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut sink = [0u8; 1024];
+        // Read (and ignore) until the client goes away.
+        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let mut options = bounded();
+    options.config.response_timeout = Some(Duration::from_millis(300));
+    let client = Client::connect(&Endpoint::Tcp(addr), options).unwrap();
+    let started = Instant::now();
+    let err = client.submit(b"anyone?").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Closed(CloseReason::ResponseTimeout { .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Later calls get the same reason instead of hanging.
+    assert!(matches!(client.send(b"again"), Err(ClientError::Closed(_))));
+    drop(client);
+    silent.join().unwrap();
+}
+
+#[test]
+fn a_server_closing_with_requests_in_flight_fails_every_waiter() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let closer = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+        // Closes without answering.
+    });
+    let client = Client::connect(&Endpoint::Tcp(addr), bounded()).unwrap();
+    let pending = client.send_all([b"a", b"b", b"c"]).unwrap();
+    for p in pending {
+        let err = p.wait().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Closed(CloseReason::PeerClosedInFlight { .. }) | ClientError::Io(_)
+            ),
+            "{err}"
+        );
+    }
+    closer.join().unwrap();
+}
+
+#[test]
+fn close_waits_for_the_acks_in_flight() {
+    let server = serve(&localhost(), ServerOptions::default(), |_| {
+        thread::sleep(Duration::from_millis(1));
+        AckResult::OK
+    });
+    let client = Client::connect(server.local_endpoint(), bounded()).unwrap();
+    let pending = client
+        .send_all((0..50).map(|i: u32| i.to_be_bytes()))
+        .unwrap();
+    client.close().unwrap();
+    for p in pending {
+        assert_eq!(p.wait().unwrap().result, AckResult::OK);
+    }
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn an_oversized_payload_is_refused_locally_and_the_connection_goes_on() {
+    let server = serve(&localhost(), ServerOptions::default(), |_| AckResult::OK);
+    let mut options = bounded();
+    options.config.max_frame_len = 64;
+    let client = Client::connect(server.local_endpoint(), options).unwrap();
+    let err = client.submit(&[0u8; 100]).unwrap_err();
+    assert!(matches!(err, ClientError::Submit(_)), "{err}");
+    assert_eq!(client.submit(b"small").unwrap().result, AckResult::OK);
+    client.close().unwrap();
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn connecting_to_nothing_names_the_endpoint() {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = Client::connect(&Endpoint::Tcp(addr), bounded()).unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err}");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
