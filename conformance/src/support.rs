@@ -772,8 +772,9 @@ impl TestClient {
 
     /// Pipelines empty-payload Submits without reading anything back, in
     /// non-blocking writes, until no byte could be written for `stall`
-    /// (the server stopped reading from us) or `cap` bytes went out
-    /// (it did not: panics saying so).
+    /// (the server stopped reading from us), or the server reset the
+    /// connection (see [`Stalled::reset`]), or `cap` bytes went out (the
+    /// server kept reading: panics saying so).
     pub fn pipeline_until_stalled(&mut self, stall: Duration, cap: usize) -> Stalled {
         const CHUNK_FRAMES: usize = 1024;
         if let Err(e) = self.stream.set_nonblocking(true) {
@@ -785,6 +786,7 @@ impl TestClient {
         let mut frames = 0u64;
         let mut written = 0usize;
         let mut progress_at = Instant::now();
+        let mut reset = false;
         loop {
             if off == chunk.len() {
                 if written >= cap {
@@ -812,6 +814,10 @@ impl TestClient {
                     thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if is_reset(&e) => {
+                    reset = true;
+                    break;
+                }
                 Err(e) => panic!(
                     "{}: writing the pipeline failed after {written} bytes: {e}",
                     self.name
@@ -827,6 +833,7 @@ impl TestClient {
             frames,
             written,
             unsent: chunk,
+            reset,
         }
     }
 }
@@ -842,6 +849,9 @@ pub struct Stalled {
     pub written: usize,
     /// The bytes of the generated frames not written yet.
     pub unsent: Vec<u8>,
+    /// The server reset the connection while we were writing (so it is
+    /// closed, not stalled).
+    pub reset: bool,
 }
 
 impl Stalled {

@@ -23,6 +23,13 @@ pub fn backpressure_stops_reading_from_a_client_that_does_not_read(h: &dyn Harne
         TestClient::connect_small_buffers(server.tcp_addr(), "client that does not read", 4096);
     let started = Instant::now();
     let mut stalled = slow.pipeline_until_stalled(Duration::from_millis(500), 64 << 20);
+    assert!(
+        !stalled.reset,
+        "{}: the server reset a client that was only slow to read ({} bytes sent); with \
+         write_stall_timeout at its 30 s default it must wait",
+        h.name(),
+        stalled.written
+    );
     eprintln!(
         "{}: the server stopped reading after {} bytes ({} Submits generated) in {:?}",
         h.name(),
