@@ -108,13 +108,17 @@ impl State {
     }
 }
 
+/// The ack of one request, or why it will not come.
+type AckOutcome = Result<Ack, ClientError>;
+
 #[derive(Default)]
 struct Waiter {
-    slot: Mutex<(Option<Result<Ack, ClientError>>, Option<Waker>)>,
+    /// The outcome once known, and the task awaiting it.
+    slot: Mutex<(Option<AckOutcome>, Option<Waker>)>,
 }
 
 impl Waiter {
-    fn complete(&self, result: Result<Ack, ClientError>) {
+    fn complete(&self, result: AckOutcome) {
         let waker = {
             let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
             slot.0 = Some(result);

@@ -1,0 +1,17 @@
+//! The shared behaviour suite, against this adapter's server on each runtime.
+
+mod common;
+
+mod async_std_rt {
+    use super::common::RtHarness;
+    use adapter_async_std::runtime::AsyncStd;
+
+    conformance::behaviour_suite!(RtHarness(AsyncStd));
+}
+
+mod smol_rt {
+    use super::common::RtHarness;
+    use adapter_async_std::runtime::Smol;
+
+    conformance::behaviour_suite!(RtHarness(Smol::global()));
+}

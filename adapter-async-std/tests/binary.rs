@@ -1,0 +1,245 @@
+//! The binary: `serve` and `submit` on each runtime, SIGTERM, exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_adapter-async-std");
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A `serve` child and its stderr lines.
+struct Serve {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    addr: String,
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Serve {
+    fn start(runtime: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .env("ADAPTER_RUNTIME", runtime)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(strip_ansi(&line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut serve = Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            addr: String::new(),
+        };
+        let line = serve.wait_for("listening on ");
+        assert!(
+            line.contains(&format!("runtime={runtime}")),
+            "the listening line names the runtime: {line}"
+        );
+        let after = line.split("listening on ").nth(1).unwrap_or_default();
+        serve.addr = after
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        serve
+    }
+
+    /// The next stderr line containing `needle` (bounded wait).
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!(
+                        "no line with {needle:?} within {LIMIT:?}; saw {:#?}",
+                        self.seen
+                    );
+                }
+            }
+        }
+    }
+
+    /// SIGTERM to this child only; waits (bounded) for its exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on the PID of a child this test started and has
+        // not reaped yet.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill failed");
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("serve did not exit within {LIMIT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn submit(runtime: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(BIN)
+        .env("ADAPTER_RUNTIME", runtime)
+        .arg("submit")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start submit");
+    let deadline = Instant::now() + LIMIT;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("submit did not exit within {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn serve_and_submit_then_sigterm_exits_gracefully_with_totals(runtime: &str) {
+    let mut serve = Serve::start(runtime, &[]);
+    let addr = serve.addr.clone();
+    let out = submit(
+        runtime,
+        &["--addr", &addr, "--conn", "me", "one", "two", "three"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(
+        lines[0].starts_with("ConnAck id=00000001 result=0"),
+        "{stdout}"
+    );
+    for (i, l) in lines[1..].iter().enumerate() {
+        let want = format!("SubmitAck id={:08} result=0", i + 2);
+        assert!(l.starts_with(&want), "{l} should start with {want}");
+    }
+    let closed = serve.wait_for("connection closed");
+    assert!(closed.contains("requests=4 acks=4"), "{closed}");
+    let status = serve.terminate();
+    assert_eq!(status.code(), Some(0), "serve exit status");
+    let totals = serve.wait_for("connections accepted=");
+    assert!(
+        totals.contains("accepted=1 refused=0 open=0; requests=4 acks=4"),
+        "{totals}"
+    );
+}
+
+#[test]
+fn serve_and_submit_then_sigterm_exits_gracefully_with_totals_async_std() {
+    serve_and_submit_then_sigterm_exits_gracefully_with_totals("async-std");
+}
+
+#[test]
+fn serve_and_submit_then_sigterm_exits_gracefully_with_totals_smol() {
+    serve_and_submit_then_sigterm_exits_gracefully_with_totals("smol");
+}
+
+#[test]
+fn submit_exits_1_when_an_ack_is_refused() {
+    let serve = Serve::start("smol", &["--require-conn"]);
+    // No Conn first: the Submit is refused with result 1.
+    let out = submit("async-std", &["--addr", &serve.addr, "hello"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("SubmitAck id=00000001 result=1"),
+        "{stdout}"
+    );
+    // With a Conn it is served.
+    let out = submit(
+        "async-std",
+        &["--addr", &serve.addr, "--conn", "t", "hello"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn submit_exits_2_with_a_message_when_nothing_listens() {
+    // A port that was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    for runtime in ["async-std", "smol"] {
+        let out = submit(runtime, &["--addr", &addr, "x"]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("cannot connect to"), "{stderr}");
+    }
+}
+
+#[test]
+fn unknown_runtime_is_refused_with_exit_2() {
+    let out = submit("tokio", &["x"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ADAPTER_RUNTIME"), "{stderr}");
+}
+
+#[test]
+fn help_documents_the_runtime_variable() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("ADAPTER_RUNTIME"), "{help}");
+    assert!(help.contains("--max-connections"), "{help}");
+}

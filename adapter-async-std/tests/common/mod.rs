@@ -1,0 +1,132 @@
+//! What the tests share: a conformance harness for each runtime, and
+//! helpers to start servers and bound waits.
+
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use adapter_async_std::runtime::Runtime;
+use adapter_async_std::{Server, ServerOptions, ShutdownHandle};
+use adapter_common::Endpoint;
+use conformance::{Harness, RunningServer, ServerSpec};
+
+/// Starts this adapter's servers on runtime `R` for the behaviour suite.
+pub struct RtHarness<R>(pub R);
+
+impl<R: Runtime> Harness for RtHarness<R> {
+    fn name(&self) -> &'static str {
+        match self.0.name() {
+            "smol" => "adapter-async-std (smol)",
+            _ => "adapter-async-std (async-std)",
+        }
+    }
+
+    fn start(&self, spec: ServerSpec) -> Box<dyn RunningServer> {
+        let endpoint = if spec.unix {
+            Endpoint::Unix(temp_socket_path("conf"))
+        } else {
+            Endpoint::Tcp(
+                spec.addr
+                    .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            )
+        };
+        let opts = ServerOptions {
+            config: spec.config,
+            socket: spec.socket,
+            max_connections: spec.max_connections,
+            shutdown_timeout: spec.shutdown_timeout,
+        };
+        let running = start_server(&self.0, &endpoint, opts, spec.handler);
+        Box::new(running)
+    }
+}
+
+/// A server running on a runtime's task.
+pub struct Running {
+    pub endpoint: Endpoint,
+    pub stop: ShutdownHandle,
+    done: mpsc::Receiver<std::io::Result<()>>,
+    pub totals: std::sync::Arc<adapter_common::ServerTotals>,
+    wait: Duration,
+}
+
+impl Running {
+    /// Graceful shutdown; returns once `run` returned (bounded).
+    pub fn stop(self) -> std::io::Result<()> {
+        self.stop.shutdown();
+        self.done
+            .recv_timeout(self.wait)
+            .unwrap_or_else(|_| panic!("server did not stop within {:?}", self.wait))
+    }
+
+    pub fn tcp_addr(&self) -> SocketAddr {
+        match &self.endpoint {
+            Endpoint::Tcp(a) => *a,
+            Endpoint::Unix(p) => panic!("unix endpoint {}", p.display()),
+        }
+    }
+}
+
+impl RunningServer for Running {
+    fn endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
+    }
+
+    fn shutdown(self: Box<Self>) {
+        let _ = (*self).stop();
+    }
+}
+
+/// Binds and runs a server on `rt`.
+pub fn start_server<R: Runtime>(
+    rt: &R,
+    endpoint: &Endpoint,
+    opts: ServerOptions,
+    handler: adapter_async_std::Handler,
+) -> Running {
+    let wait = opts.shutdown_timeout + Duration::from_secs(10);
+    let server = Server::bind(rt.clone(), endpoint, opts, handler)
+        .unwrap_or_else(|e| panic!("cannot bind {endpoint}: {e}"));
+    let endpoint = server.local_endpoint().clone();
+    let stop = server.shutdown_handle();
+    let totals = server.totals();
+    let (tx, done) = mpsc::channel();
+    rt.spawn(async move {
+        let _ = tx.send(server.run().await);
+    });
+    Running {
+        endpoint,
+        stop,
+        done,
+        totals,
+        wait,
+    }
+}
+
+/// A fresh Unix socket path, unique per call.
+pub fn temp_socket_path(tag: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "aas-{tag}-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Runs `fut` on `rt`, failing the test if it takes longer than `limit`.
+pub fn block_on_within<R: Runtime, T: Send + 'static>(
+    rt: &R,
+    limit: Duration,
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("did not finish within {limit:?}"))
+}
