@@ -9,7 +9,9 @@ use bytes::BytesMut;
 use crate::buffers::{Buffers, ConnectionStats, deadline, earliest};
 use crate::error::{CloseReason, SubmitError};
 use crate::frame::DEFAULT_MAX_FRAME_LEN;
-use crate::packet::{AckResult, IdGenerator, MessageId, Packet, RequestKind, encode_request};
+use crate::packet::{
+    ACK_FRAME_LEN, AckResult, IdGenerator, MessageId, Packet, RequestKind, encode_request,
+};
 
 /// Limits and timeouts of a client connection. Every field has a default
 /// (see [`ClientConfig::default`]).
@@ -86,7 +88,8 @@ impl ClientConnection {
     pub fn new(config: ClientConfig, now: Instant) -> Self {
         let _ = now;
         Self {
-            io: Buffers::new(config.max_frame_len),
+            // Acks are 14 bytes whatever limit requests are held to.
+            io: Buffers::new(config.max_frame_len.max(ACK_FRAME_LEN as u32)),
             ids: IdGenerator::starting_at(config.first_id),
             config,
             in_flight: VecDeque::new(),
