@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use socket2::SockRef;
 use tokio::io::AsyncRead;
 use tokio::net::{TcpStream, UnixStream};
@@ -80,7 +80,8 @@ pub(crate) fn poll_read_now<S: Socket>(
     buf: &mut BytesMut,
 ) -> ReadOutcome {
     loop {
-        match tokio_util::io::poll_read_buf(Pin::new(&mut *socket), cx, buf) {
+        let mut room = BufMut::limit(&mut *buf, READ_LIMIT);
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *socket), cx, &mut room) {
             Poll::Ready(Ok(n)) => return ReadOutcome::Data(n),
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Poll::Ready(Err(e)) => return ReadOutcome::Failed(e),
@@ -88,6 +89,14 @@ pub(crate) fn poll_read_now<S: Socket>(
         }
     }
 }
+
+/// The most one read takes from a socket. Small reads keep the kernel's
+/// receive-buffer autotuning modest: a server that reads in large chunks
+/// makes the kernel grow the socket's receive buffer, and a peer that
+/// stops reading its acks can then push that much more before it stalls
+/// (the write-stall scenario of the behaviour suite measures exactly
+/// that). 8 KiB is the core's own read step.
+const READ_LIMIT: usize = 8 * 1024;
 
 /// The outcome of one non-blocking write of everything pending.
 pub(crate) enum WriteOutcome {

@@ -1,0 +1,107 @@
+//! The shared behaviour suite (the seed's socket behaviours 1-9,
+//! pipelining, graceful shutdown, limits, hostile input) run against the
+//! tokio server, each server on its own runtime thread.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+
+use adapter_tokio::{Server, ServerOptions, ShutdownHandle};
+use conformance::{Endpoint, Harness, RunningServer, ServerSpec};
+use protocol::Request;
+
+struct TokioHarness;
+
+struct Running {
+    endpoint: Endpoint,
+    shutdown: ShutdownHandle,
+    thread: thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer for Running {
+    fn endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
+    }
+
+    fn shutdown(self: Box<Self>) {
+        self.shutdown.shutdown();
+        match self.thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("tokio server stopped with an error: {e}"),
+            Err(_) => panic!("tokio server thread panicked"),
+        }
+    }
+}
+
+fn temp_unix_path() -> std::path::PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "adapter-tokio-suite-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+impl Harness for TokioHarness {
+    fn name(&self) -> &'static str {
+        "adapter-tokio"
+    }
+
+    fn start(&self, spec: ServerSpec) -> Box<dyn RunningServer> {
+        let endpoint = if spec.unix {
+            Endpoint::Unix(temp_unix_path())
+        } else {
+            Endpoint::Tcp(
+                spec.addr
+                    .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            )
+        };
+        let options = ServerOptions {
+            config: spec.config,
+            max_connections: spec.max_connections,
+            socket: spec.socket,
+            shutdown_timeout: spec.shutdown_timeout,
+        };
+        let handler = spec.handler;
+        let (tx, rx) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let bound = Server::bind(&endpoint, options, move |req: &Request| {
+                    handler(req.kind, &req.payload)
+                });
+                let server = match bound {
+                    Ok(server) => server,
+                    Err(e) => {
+                        let message = e.to_string();
+                        let _ = tx.send(Err(message));
+                        return Err(e);
+                    }
+                };
+                let _ = tx.send(Ok((
+                    server.local_endpoint().clone(),
+                    server.shutdown_handle(),
+                )));
+                server.run().await
+            })
+        });
+        match rx.recv() {
+            Ok(Ok((endpoint, shutdown))) => Box::new(Running {
+                endpoint,
+                shutdown,
+                thread,
+            }),
+            Ok(Err(e)) => panic!("cannot bind the tokio server: {e}"),
+            Err(_) => panic!(
+                "the tokio server thread ended before binding: {:?}",
+                thread.join()
+            ),
+        }
+    }
+}
+
+conformance::behaviour_suite!(TokioHarness);
