@@ -12,6 +12,13 @@
 //! impl conformance::Harness for Tokio { /* ... */ }
 //! conformance::behaviour_suite!(Tokio);
 //! ```
+//!
+//! [`scenarios`] holds the scenarios (one `#[test]` each in the macro);
+//! [`support`] the client side they share: [`support::TestClient`] (connect,
+//! send frames, expect acks, expect a close, all bounded in time and
+//! failing with what was expected and what came) and [`support::Server`]
+//! (a started server that is shut down, within a bound, when the scenario
+//! ends). A harness must honour every [`ServerSpec`] field, `addr` included.
 
 #![forbid(unsafe_code)]
 

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use protocol::{
-    ACK_FRAME_LEN, AckResult, DEFAULT_MAX_FRAME_LEN, IdGenerator, MessageId, Packet, RequestKind,
-    ack_frame, decode_frame, encode_request,
+    ACK_FRAME_LEN, AckResult, CommandId, DEFAULT_MAX_FRAME_LEN, IdGenerator, MessageId, Packet,
+    REQUEST_OVERHEAD, RequestKind, ack_frame, decode_frame, encode_request,
 };
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
@@ -586,7 +586,11 @@ impl TestClient {
     /// 8-digit counter), all with result 0, comparing whole frames: the fast
     /// path for long pipelines.
     pub fn expect_submit_ack_run(&mut self, first: u32, n: u64, each_within: Duration) {
-        let mut counter = first;
+        let mut want = ack_frame(
+            RequestKind::Submit,
+            &MessageId::from_counter(first),
+            AckResult::OK,
+        );
         for i in 0..n {
             while self.recv.len() < ACK_FRAME_LEN {
                 if let Err(end) = self.fill(Instant::now() + each_within) {
@@ -597,9 +601,8 @@ impl TestClient {
                     );
                 }
             }
-            let id = MessageId::from_counter(counter);
-            let want = ack_frame(RequestKind::Submit, &id, AckResult::OK);
             if self.recv[..ACK_FRAME_LEN] != want {
+                let id = MessageId(want[5..13].try_into().unwrap_or_default());
                 // Decode it to say what it is.
                 let got = self.read_answer(PROMPT, &"an ack");
                 panic!(
@@ -610,7 +613,7 @@ impl TestClient {
             }
             self.recv.advance(ACK_FRAME_LEN);
             self.acks_read += 1;
-            counter = (counter + 1) % IdGenerator::MODULUS;
+            increment_digits(&mut want[5..13]);
         }
     }
 
@@ -770,15 +773,20 @@ impl TestClient {
         drop(self);
     }
 
-    /// Pipelines empty-payload Submits without reading anything back, in
-    /// non-blocking writes, until no byte could be written for `stall`
+    /// Pipelines empty-payload Submits without reading anything back
+    /// until no byte could be written for `stall`
     /// (the server stopped reading from us), or the server reset the
     /// connection (see [`Stalled::reset`]), or `cap` bytes went out (the
     /// server kept reading: panics saying so).
     pub fn pipeline_until_stalled(&mut self, stall: Duration, cap: usize) -> Stalled {
         const CHUNK_FRAMES: usize = 1024;
-        if let Err(e) = self.stream.set_nonblocking(true) {
-            panic!("{}: cannot set non-blocking: {e}", self.name);
+        // Blocking writes that give up after a short wait: they return as
+        // soon as the kernel takes some bytes, and tell when it takes none.
+        if let Err(e) = self
+            .stream
+            .set_write_timeout(Some(Duration::from_millis(20)))
+        {
+            panic!("{}: cannot set a write timeout: {e}", self.name);
         }
         let first = self.ids.peek();
         let mut chunk: Vec<u8> = Vec::new();
@@ -797,7 +805,9 @@ impl TestClient {
                         self.name
                     );
                 }
-                chunk = self.submit_frames(CHUNK_FRAMES, |_| Vec::new()).1;
+                let first = counter_of(&self.ids.peek());
+                chunk = empty_submits(first, CHUNK_FRAMES);
+                self.ids = IdGenerator::starting_at(first.wrapping_add(CHUNK_FRAMES as u32));
                 off = 0;
                 frames += CHUNK_FRAMES as u64;
             }
@@ -807,11 +817,10 @@ impl TestClient {
                     written += n;
                     progress_at = Instant::now();
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if progress_at.elapsed() >= stall {
                         break;
                     }
-                    thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if is_reset(&e) => {
@@ -823,9 +832,6 @@ impl TestClient {
                     self.name
                 ),
             }
-        }
-        if let Err(e) = self.stream.set_nonblocking(false) {
-            panic!("{}: cannot set blocking: {e}", self.name);
         }
         chunk.drain(..off);
         Stalled {
@@ -857,12 +863,44 @@ pub struct Stalled {
 impl Stalled {
     /// The first id as its counter value.
     pub fn first_counter(&self) -> u32 {
-        let mut n = 0u32;
-        for d in self.first_id.0 {
-            n = n * 10 + u32::from(d.wrapping_sub(b'0'));
-        }
-        n
+        counter_of(&self.first_id)
     }
+}
+
+/// The counter value an id of 8 ASCII digits spells.
+pub fn counter_of(id: &MessageId) -> u32 {
+    id.0.iter().fold(0u32, |n, d| {
+        n.wrapping_mul(10)
+            .wrapping_add(u32::from(d.wrapping_sub(b'0')))
+    })
+}
+
+/// Adds 1 to a run of ASCII decimal digits, wrapping from all 9s to all 0s
+/// (the id counter's rule).
+fn increment_digits(digits: &mut [u8]) {
+    for d in digits.iter_mut().rev() {
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            return;
+        }
+    }
+}
+
+/// `n` empty-payload Submit frames with the ids `first`, `first + 1`, ...
+/// (fast: the suite sends millions of them).
+fn empty_submits(first: u32, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * REQUEST_OVERHEAD);
+    let mut frame = [0u8; REQUEST_OVERHEAD];
+    frame[..4].copy_from_slice(&(REQUEST_OVERHEAD as u32).to_be_bytes());
+    frame[4] = CommandId::Submit.as_u8();
+    frame[5..].copy_from_slice(MessageId::from_counter(first).as_bytes());
+    for _ in 0..n {
+        out.extend_from_slice(&frame);
+        increment_digits(&mut frame[5..]);
+    }
+    out
 }
 
 /// Runs `f` on a thread and waits for it at most `within`, re-raising its
@@ -918,4 +956,34 @@ pub fn join_all<T>(what: &str, handles: Vec<thread::JoinHandle<T>>) -> Vec<T> {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_submits_match_the_codec_and_wrap_like_the_id_counter() {
+        let fast = empty_submits(99_999_998, 3);
+        let mut ids = IdGenerator::starting_at(99_999_998);
+        let slow: Vec<u8> = (0..3)
+            .flat_map(|_| request_frame(RequestKind::Submit, &ids.next_id(), b""))
+            .collect();
+        assert_eq!(fast, slow);
+        assert_eq!(&fast[2 * 13 + 5..3 * 13], b"00000000");
+        assert_eq!(counter_of(&MessageId(*b"00012345")), 12345);
+    }
+
+    #[test]
+    fn the_seed_frames_are_what_the_codec_makes() {
+        let f = request_frame(
+            RequestKind::Submit,
+            &MessageId(*b"00000001"),
+            b"helped-lester-8f15",
+        );
+        assert_eq!(f, crate::scenarios::SEED_SUBMIT);
+        assert_eq!(f.len(), 31);
+        let ack = ack_frame(RequestKind::Submit, &MessageId(*b"00000001"), AckResult::OK);
+        assert_eq!(&ack[..], crate::scenarios::SEED_SUBMIT_ACK);
+    }
 }

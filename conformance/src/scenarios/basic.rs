@@ -45,7 +45,7 @@ fn seed_conversation(c: &mut TestClient) {
     );
 }
 
-/// Socket behaviour 1: Basic connect / request / response over TCP: the seed's example
+/// Socket behaviour 1, basic connect / request / response over TCP: the seed's example
 /// frame gets exactly the seed's 14-byte SubmitAck.
 pub fn basic_tcp_request_response_matches_the_seed_bytes(h: &dyn Harness) {
     let server = Server::start(h, ServerSpec::default());
@@ -60,7 +60,7 @@ pub fn basic_tcp_request_response_matches_the_seed_bytes(h: &dyn Harness) {
     server.shutdown();
 }
 
-/// Socket behaviour 1: The same over a Unix domain socket; the socket file is gone after
+/// Socket behaviour 1, the same over a Unix domain socket; the socket file is gone after
 /// shutdown.
 pub fn basic_unix_socket_request_response(h: &dyn Harness) {
     let server = Server::start(
@@ -94,7 +94,7 @@ pub fn basic_unix_socket_request_response(h: &dyn Harness) {
     );
 }
 
-/// Socket behaviour 2: A read with no data yet: a connection that sends nothing, and one
+/// Socket behaviour 2, a read with no data yet: a connection that sends nothing, and one
 /// stopped in the middle of a frame, do not delay another client.
 pub fn silent_connection_does_not_delay_others(h: &dyn Harness) {
     let server = Server::start(h, ServerSpec::default());
@@ -125,7 +125,7 @@ pub fn silent_connection_does_not_delay_others(h: &dyn Harness) {
     server.shutdown();
 }
 
-/// Socket behaviour 3: A read that returns only part of a frame: frames split inside the
+/// Socket behaviour 3, a read that returns only part of a frame: frames split inside the
 /// header, byte by byte, across a frame boundary, and a large frame over
 /// many writes are each answered once complete, and not before.
 pub fn frame_split_anywhere_is_answered_once_complete(h: &dyn Harness) {
@@ -173,7 +173,7 @@ pub fn frame_split_anywhere_is_answered_once_complete(h: &dyn Harness) {
     server.shutdown();
 }
 
-/// Socket behaviour 4: A read that returns several frames at once ("sticky packets"): every
+/// Socket behaviour 4, a read that returns several frames at once ("sticky packets"): every
 /// frame of one write is answered, in order, with kinds kept.
 pub fn several_frames_in_one_write_are_all_answered_in_order(h: &dyn Harness) {
     let server = Server::start(h, ServerSpec::default());

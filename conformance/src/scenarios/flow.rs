@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Closed, PROMPT, Server, TestClient};
 use crate::{Harness, ServerSpec};
 
-/// Socket behaviour 7: Backpressure: a client pipelines empty Submits without reading a
+/// Socket behaviour 7, backpressure: a client pipelines empty Submits without reading a
 /// single ack. The server must stop reading from it (its writes stall well
 /// before 64 MiB went out: the server's buffering is bounded by its
 /// high-water mark plus the kernel's socket buffers) while another client

@@ -53,10 +53,10 @@ fn stop_busy(stop: &AtomicBool, handle: thread::JoinHandle<u32>) -> u32 {
     }
 }
 
-/// Socket behaviour 5: A read deadline: with `idle_timeout` 300 ms, a connection that sends
+/// Socket behaviour 5, a read deadline: with `idle_timeout` 300 ms, a connection that sends
 /// nothing, and one that goes quiet after a request, are closed ~300 ms
 /// after their last activity (not before); a client sending a request every
-/// 100 ms for 1.2 s is never closed.
+/// 50 ms for 1.2 s is never closed.
 pub fn idle_timeout_closes_idle_connections_only(h: &dyn Harness) {
     const IDLE: Duration = Duration::from_millis(300);
     let mut spec = ServerSpec::default();
@@ -82,7 +82,7 @@ pub fn idle_timeout_closes_idle_connections_only(h: &dyn Harness) {
     let active_since = Instant::now();
     while active_since.elapsed() < IDLE * 4 {
         active.round_trip(b"keep-alive");
-        thread::sleep(IDLE / 3);
+        thread::sleep(IDLE / 6);
     }
     active.round_trip(b"still here after four idle timeouts");
 
@@ -232,7 +232,7 @@ fn probe_reset(stream: &mut Stream, more: &mut Vec<u8>) -> bool {
     }
 }
 
-/// Socket behaviour 8: A write deadline that fires with part of the data written: with
+/// Socket behaviour 8, a write deadline that fires with part of the data written: with
 /// `write_stall_timeout` 500 ms and a 16 KiB high-water mark, a client that
 /// pipelines and never reads is closed once the server's writes have made
 /// no progress for 500 ms; the acks it got before are a prefix of its
