@@ -76,7 +76,7 @@ pub fn partial_frame_then_fin_gets_the_complete_acks_then_close(h: &dyn Harness)
     server.shutdown();
 }
 
-/// Socket behaviour 9: `connection reset by peer`: clients pipeline 2000 Submits and close
+/// Socket behaviour 9, `connection reset by peer`: clients pipeline 2000 Submits and close
 /// with SO_LINGER 0 (RST), some before reading anything, some while the
 /// server is writing their acks; the server goes on serving a client that
 /// was connected all along, and new ones.

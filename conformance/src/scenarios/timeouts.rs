@@ -105,7 +105,7 @@ pub fn idle_timeout_closes_idle_connections_only(h: &dyn Harness) {
     server.shutdown();
 }
 
-/// Socket behaviour 6: Read timeouts on many connections at once: 50 silent connections are
+/// Socket behaviour 6, read timeouts on many connections at once: 50 silent connections are
 /// all closed by the 300 ms idle timeout (none early) while a busy
 /// connection keeps being served.
 pub fn idle_timeouts_close_many_connections_while_a_busy_one_is_served(h: &dyn Harness) {
