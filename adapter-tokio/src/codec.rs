@@ -76,23 +76,18 @@ impl Decoder for PacketCodec {
     }
 }
 
-impl Encoder<&Packet> for PacketCodec {
+/// One `Encoder` impl only (not also `Encoder<&Packet>`): with two, calls
+/// such as `framed.flush()` would need a type annotation. A `Packet` is
+/// cheap to clone (its payload is a `Bytes`).
+impl Encoder<Packet> for PacketCodec {
     type Error = CodecError;
 
-    fn encode(&mut self, packet: &Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
+    fn encode(&mut self, packet: Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
         let len = packet.frame_len();
         let max = self.max_frame_len();
         if u32::try_from(len).map_or(true, |l| l > max) {
             return Err(EncodeError::FrameTooLong { len, max }.into());
         }
         Ok(packet.encode(dst)?)
-    }
-}
-
-impl Encoder<Packet> for PacketCodec {
-    type Error = CodecError;
-
-    fn encode(&mut self, packet: Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
-        self.encode(&packet, dst)
     }
 }
