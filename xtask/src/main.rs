@@ -1,0 +1,85 @@
+//! `cargo xtask`: the project's automation, as a cargo binary (the alias
+//! is in `.cargo/config.toml`).
+//!
+//! `cargo xtask bench-report [--quick] [--out docs] [--runs 3] [--duration SECS]`
+//! builds the three adapters in release mode, loads each of them (and
+//! `redis-server`, when installed) over a grid of connections x pipeline
+//! depth x payload over TCP and Unix sockets, measures resident memory per
+//! idle connection, and writes `<out>/benchmarks.md` with SVG charts.
+
+mod bench_json;
+mod bench_report;
+mod charts;
+mod children;
+mod memory;
+mod model;
+mod procfs;
+mod redis;
+mod report;
+mod servers;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Errors carry a message naming what failed.
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Project automation for lenproto.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Benchmark every adapter (and Redis, when installed) and write
+    /// <out>/benchmarks.md with SVG charts next to it.
+    BenchReport(BenchReportArgs),
+}
+
+/// Flags of `cargo xtask bench-report`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchReportArgs {
+    /// A few points (1x1, 50x1, 50x16, 1x64 over TCP, 50x16 over a Unix
+    /// socket), 1 run of 3 s each, memory at 1 and 1000 connections only:
+    /// about two minutes on a 2-core machine.
+    #[arg(long)]
+    pub quick: bool,
+    /// Directory for benchmarks.md and the SVG charts (relative paths are
+    /// relative to the workspace root).
+    #[arg(long, value_name = "DIR", default_value = "docs")]
+    pub out: PathBuf,
+    /// Runs of every server at every point, interleaved (A B C A B C).
+    /// Default: 3, or 1 with --quick.
+    #[arg(long, value_name = "N")]
+    pub runs: Option<usize>,
+    /// Seconds of load per run. Default: 5, or 3 with --quick.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Use the adapter binaries already in the target dir instead of
+    /// running `cargo build --release` first.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Leave Redis out even when redis-server is installed.
+    #[arg(long)]
+    pub no_redis: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::BenchReport(args) => bench_report::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

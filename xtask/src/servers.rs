@@ -1,0 +1,412 @@
+//! Starting a server under test on a fresh endpoint, waiting until it
+//! accepts, and loading it with the adapters' bench client or with
+//! redis-benchmark.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::Result;
+use crate::bench_json::{self, BenchOutput};
+use crate::children::{self, Output, Tracked};
+use crate::model::{Point, Server, Transport};
+use crate::redis::{self, RedisOutput};
+
+/// How long a server gets between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a server gets to start accepting.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where the binaries are and where the temp files go.
+pub struct Tools {
+    pub workspace: PathBuf,
+    /// `<target>/release`, holding the three adapter binaries.
+    pub bin_dir: PathBuf,
+    /// Unix sockets and server logs; removed at the end.
+    pub tmp: PathBuf,
+    /// `redis-server` and `redis-benchmark`, when both are on PATH.
+    pub redis: Option<(PathBuf, PathBuf)>,
+}
+
+impl Tools {
+    pub fn adapter_bin(&self, server: Server) -> PathBuf {
+        self.bin_dir.join(match server {
+            Server::Tokio | Server::Redis => "adapter-tokio",
+            Server::Std => "adapter-std",
+            Server::AsyncStd | Server::Smol => "adapter-async-std",
+        })
+    }
+
+    /// The bench client: `adapter-tokio bench`.
+    pub fn bench_bin(&self) -> PathBuf {
+        self.bin_dir.join("adapter-tokio")
+    }
+}
+
+/// Where a started server listens.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    Tcp(u16),
+    Unix(PathBuf),
+}
+
+/// A server that accepts connections; stopped when dropped.
+pub struct Running {
+    pub proc: Tracked,
+    pub endpoint: Endpoint,
+    pub log: PathBuf,
+}
+
+impl Running {
+    /// Stops the server by PID (SIGTERM, then SIGKILL after the grace
+    /// period); says so on stderr if it had to be killed.
+    pub fn stop(mut self) {
+        if self.proc.stop() {
+            eprintln!("  (had to SIGKILL {})", self.proc.name);
+        }
+    }
+}
+
+/// A port nobody listens on right now: bind port 0, read it, close.
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("binding 127.0.0.1:0 to find a free port: {e}"))?;
+    let port = l
+        .local_addr()
+        .map_err(|e| format!("reading the free port: {e}"))?
+        .port();
+    Ok(port)
+}
+
+/// The arguments that start `server` on `endpoint` (without the program).
+pub fn server_args(server: Server, endpoint: &Endpoint, max_conns: Option<u32>) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let s = |v: &str| v.to_string();
+    if server == Server::Redis {
+        match endpoint {
+            Endpoint::Tcp(port) => a.extend([s("--port"), port.to_string()]),
+            Endpoint::Unix(path) => a.extend([
+                s("--port"),
+                s("0"),
+                s("--unixsocket"),
+                path.display().to_string(),
+            ]),
+        }
+        a.extend([
+            s("--bind"),
+            s("127.0.0.1"),
+            s("--save"),
+            s(""),
+            s("--appendonly"),
+            s("no"),
+            s("--daemonize"),
+            s("no"),
+        ]);
+        if let Some(n) = max_conns {
+            a.extend([s("--maxclients"), n.to_string()]);
+        }
+        return a;
+    }
+    a.push(s("serve"));
+    match endpoint {
+        Endpoint::Tcp(port) => a.extend([s("--addr"), format!("127.0.0.1:{port}")]),
+        Endpoint::Unix(path) => a.extend([s("--unix"), path.display().to_string()]),
+    }
+    a.extend([s("--log-level"), s("warn")]);
+    if let Some(n) = max_conns {
+        a.extend([s("--max-connections"), n.to_string()]);
+    }
+    a
+}
+
+/// The `ADAPTER_RUNTIME` a server needs, if any.
+pub fn runtime_env(server: Server) -> Option<&'static str> {
+    match server {
+        Server::AsyncStd => Some("async-std"),
+        Server::Smol => Some("smol"),
+        _ => None,
+    }
+}
+
+/// Starts `server` on a fresh port (or a fresh socket path in the temp
+/// dir) and waits until it accepts. `seq` makes file names unique.
+pub fn start(
+    tools: &Tools,
+    server: Server,
+    transport: Transport,
+    max_conns: Option<u32>,
+    seq: usize,
+) -> Result<Running> {
+    let endpoint = match transport {
+        Transport::Tcp => Endpoint::Tcp(free_port()?),
+        Transport::Unix => Endpoint::Unix(tools.tmp.join(format!("s{seq}.sock"))),
+    };
+    let program = match server {
+        Server::Redis => match &tools.redis {
+            Some((srv, _)) => srv.clone(),
+            None => return Err("redis-server is not installed".into()),
+        },
+        _ => tools.adapter_bin(server),
+    };
+    let mut cmd = Command::new(&program);
+    cmd.args(server_args(server, &endpoint, max_conns));
+    cmd.current_dir(&tools.tmp);
+    if let Some(rt) = runtime_env(server) {
+        cmd.env("ADAPTER_RUNTIME", rt);
+    }
+    let log = tools
+        .tmp
+        .join(format!("server-{seq}-{}.log", server.label()));
+    let mut proc = children::spawn(cmd, server.label(), Output::File(log.clone()), STOP_GRACE)?;
+    wait_ready(&mut proc, &endpoint, &log)?;
+    Ok(Running {
+        proc,
+        endpoint,
+        log,
+    })
+}
+
+fn wait_ready(proc: &mut Tracked, endpoint: &Endpoint, log: &Path) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = proc.try_wait()? {
+            return Err(format!(
+                "{} exited ({status}) before accepting on {endpoint:?}; its log: {}",
+                proc.name,
+                log_tail(log)
+            )
+            .into());
+        }
+        let ok = match endpoint {
+            Endpoint::Tcp(port) => TcpStream::connect_timeout(
+                &SocketAddr::from((Ipv4Addr::LOCALHOST, *port)),
+                Duration::from_millis(200),
+            )
+            .is_ok(),
+            Endpoint::Unix(path) => UnixStream::connect(path).is_ok(),
+        };
+        if ok {
+            return Ok(());
+        }
+        if start.elapsed() > READY_TIMEOUT {
+            return Err(format!(
+                "{} (pid {}) did not accept on {endpoint:?} within {READY_TIMEOUT:?}; its log: {}",
+                proc.name,
+                proc.pid,
+                log_tail(log)
+            )
+            .into());
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The last lines of a log file, on one line, for an error message.
+pub fn log_tail(log: &Path) -> String {
+    match std::fs::read_to_string(log) {
+        Ok(t) if t.trim().is_empty() => "(empty)".into(),
+        Ok(t) => {
+            let lines: Vec<&str> = t.lines().collect();
+            lines[lines.len().saturating_sub(5)..].join(" / ")
+        }
+        Err(e) => format!("(cannot read {}: {e})", log.display()),
+    }
+}
+
+/// The arguments of `adapter-tokio bench` at `point` (without the program).
+pub fn bench_args(point: Point, endpoint: &Endpoint, duration_secs: u64) -> Vec<String> {
+    let mut a = vec!["bench".to_string()];
+    match endpoint {
+        Endpoint::Tcp(port) => a.extend(["--addr".into(), format!("127.0.0.1:{port}")]),
+        Endpoint::Unix(path) => a.extend(["--unix".into(), path.display().to_string()]),
+    }
+    a.extend([
+        "--conns".into(),
+        point.conns.to_string(),
+        "--pipeline".into(),
+        point.pipeline.to_string(),
+        "--duration".into(),
+        format!("{duration_secs}s"),
+        "--payload".into(),
+        point.payload.to_string(),
+        "--json".into(),
+    ]);
+    a
+}
+
+/// Runs `adapter-tokio bench --json` against `endpoint`; its stderr goes
+/// to a log file in the temp dir (quoted when it fails).
+pub fn bench_adapter(
+    tools: &Tools,
+    point: Point,
+    endpoint: &Endpoint,
+    duration_secs: u64,
+    seq: usize,
+) -> Result<BenchOutput> {
+    let mut cmd = Command::new(tools.bench_bin());
+    cmd.args(bench_args(point, endpoint, duration_secs));
+    let log = tools.tmp.join(format!("bench-{seq}.log"));
+    let proc = children::spawn(
+        cmd,
+        "adapter-tokio bench",
+        Output::Capture(Some(log.clone())),
+        Duration::from_secs(2),
+    )?;
+    let (status, out) = proc.wait_output(Duration::from_secs(duration_secs + 60))?;
+    let parsed = bench_json::parse(&out);
+    match parsed {
+        Ok(b) if status.success() && b.errors == 0 && b.connection_errors.is_empty() => Ok(b),
+        Ok(b) => Err(format!(
+            "adapter-tokio bench exited with {status}: {} error acks, {} failed connections \
+             (first: {}); its stderr: {}",
+            b.errors,
+            b.connection_errors.len(),
+            b.connection_errors
+                .first()
+                .map(String::as_str)
+                .unwrap_or("none"),
+            log_tail(&log)
+        )
+        .into()),
+        Err(e) if status.success() => Err(e),
+        Err(_) => Err(format!(
+            "adapter-tokio bench exited with {status}; stdout: {:?}; its stderr: {}",
+            out.trim(),
+            log_tail(&log)
+        )
+        .into()),
+    }
+}
+
+/// The redis-benchmark test that stands for a request of `payload` bytes.
+pub fn redis_test(payload: u32) -> &'static str {
+    if payload <= 32 { "PING_INLINE" } else { "SET" }
+}
+
+/// The arguments of redis-benchmark at `point` for `requests` requests.
+pub fn redis_bench_args(point: Point, endpoint: &Endpoint, requests: u64) -> Vec<String> {
+    let mut a: Vec<String> = match endpoint {
+        Endpoint::Tcp(port) => vec!["-p".into(), port.to_string()],
+        Endpoint::Unix(path) => vec!["-s".into(), path.display().to_string()],
+    };
+    a.extend([
+        "-c".into(),
+        point.conns.to_string(),
+        "-P".into(),
+        point.pipeline.to_string(),
+        "-n".into(),
+        requests.to_string(),
+        "--csv".into(),
+        "-t".into(),
+    ]);
+    if point.payload <= 32 {
+        a.push("ping_inline".into());
+    } else {
+        a.extend(["set".into(), "-d".into(), point.payload.to_string()]);
+    }
+    a
+}
+
+/// Runs redis-benchmark against `endpoint`.
+pub fn bench_redis(
+    tools: &Tools,
+    point: Point,
+    endpoint: &Endpoint,
+    requests: u64,
+    seq: usize,
+) -> Result<RedisOutput> {
+    let Some((_, bench)) = &tools.redis else {
+        return Err("redis-benchmark is not installed".into());
+    };
+    let mut cmd = Command::new(bench);
+    cmd.args(redis_bench_args(point, endpoint, requests));
+    let log = tools.tmp.join(format!("redis-benchmark-{seq}.log"));
+    let proc = children::spawn(
+        cmd,
+        "redis-benchmark",
+        Output::Capture(Some(log.clone())),
+        Duration::from_secs(2),
+    )?;
+    let (status, out) = proc.wait_output(Duration::from_secs(300))?;
+    if !status.success() {
+        return Err(format!(
+            "redis-benchmark exited with {status}; stdout: {:?}; its stderr: {}",
+            out.trim(),
+            log_tail(&log)
+        )
+        .into());
+    }
+    redis::parse(&out, redis_test(point.payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(payload: u32) -> Point {
+        Point {
+            transport: Transport::Tcp,
+            payload,
+            pipeline: 16,
+            conns: 50,
+        }
+    }
+
+    #[test]
+    fn adapter_server_args() {
+        let a = server_args(Server::Std, &Endpoint::Tcp(4000), Some(11000));
+        assert_eq!(
+            a.join(" "),
+            "serve --addr 127.0.0.1:4000 --log-level warn --max-connections 11000"
+        );
+        let u = server_args(Server::Smol, &Endpoint::Unix("/tmp/x.sock".into()), None);
+        assert_eq!(u.join(" "), "serve --unix /tmp/x.sock --log-level warn");
+        assert_eq!(runtime_env(Server::Smol), Some("smol"));
+        assert_eq!(runtime_env(Server::Tokio), None);
+    }
+
+    #[test]
+    fn redis_server_args_disable_persistence() {
+        let a = server_args(Server::Redis, &Endpoint::Tcp(4000), None);
+        assert_eq!(
+            a,
+            [
+                "--port",
+                "4000",
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no"
+            ]
+        );
+    }
+
+    #[test]
+    fn bench_and_redis_benchmark_args() {
+        assert_eq!(
+            bench_args(point(32), &Endpoint::Tcp(5), 3).join(" "),
+            "bench --addr 127.0.0.1:5 --conns 50 --pipeline 16 --duration 3s --payload 32 --json"
+        );
+        assert_eq!(
+            redis_bench_args(point(32), &Endpoint::Tcp(5), 1000).join(" "),
+            "-p 5 -c 50 -P 16 -n 1000 --csv -t ping_inline"
+        );
+        assert_eq!(
+            redis_bench_args(point(1024), &Endpoint::Unix("/s".into()), 10).join(" "),
+            "-s /s -c 50 -P 16 -n 10 --csv -t set -d 1024"
+        );
+        assert_eq!(redis_test(65536), "SET");
+    }
+
+    #[test]
+    fn free_ports_are_nonzero() {
+        assert_ne!(free_port().unwrap(), 0);
+    }
+}
