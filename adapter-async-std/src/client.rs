@@ -24,6 +24,15 @@ const READ_BUDGET: u32 = 32;
 /// Why a request got no ack.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
+    /// The connection could not be made.
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect {
+        /// Where it tried.
+        endpoint: Endpoint,
+        /// Why it failed.
+        #[source]
+        source: Arc<io::Error>,
+    },
     /// The core refused the request (payload too large, closing).
     #[error("cannot send the request: {0}")]
     Submit(#[from] SubmitError),
@@ -166,16 +175,29 @@ impl Future for PendingAck {
 }
 
 impl Client {
-    /// Connects to `endpoint` on runtime `rt` and starts the connection's
-    /// driver task there.
+    /// Connects to `endpoint` on runtime `rt` (default socket options) and
+    /// starts the connection's driver task there.
     pub async fn connect<R: Runtime>(
         rt: &R,
         endpoint: &Endpoint,
         config: ClientConfig,
-        opts: &SocketOptions,
-    ) -> io::Result<Self> {
-        let stream = rt.connect(endpoint).await?;
-        stream.configure(opts)?;
+    ) -> Result<Self, ClientError> {
+        Self::connect_with(rt, endpoint, config, &SocketOptions::default()).await
+    }
+
+    /// Connects with the given socket options (TCP_NODELAY, keepalive).
+    pub async fn connect_with<R: Runtime>(
+        rt: &R,
+        endpoint: &Endpoint,
+        config: ClientConfig,
+        options: &SocketOptions,
+    ) -> Result<Self, ClientError> {
+        let connect_error = |e: io::Error| ClientError::Connect {
+            endpoint: endpoint.clone(),
+            source: Arc::new(e),
+        };
+        let stream = rt.connect(endpoint).await.map_err(connect_error)?;
+        stream.configure(options).map_err(connect_error)?;
         Ok(Self::over(rt, stream, config))
     }
 
@@ -198,24 +220,25 @@ impl Client {
     }
 
     /// Sends a `Submit` and waits for its ack.
-    pub async fn submit(&self, payload: &[u8]) -> Result<Ack, ClientError> {
-        self.queue(RequestKind::Submit, payload).await?.await
+    pub async fn submit(&self, payload: impl AsRef<[u8]>) -> Result<Ack, ClientError> {
+        self.send(RequestKind::Submit, payload).await?.await
     }
 
     /// Sends a `Conn` and waits for its ack.
-    pub async fn conn(&self, payload: &[u8]) -> Result<Ack, ClientError> {
-        self.queue(RequestKind::Conn, payload).await?.await
+    pub async fn conn(&self, payload: impl AsRef<[u8]>) -> Result<Ack, ClientError> {
+        self.send(RequestKind::Conn, payload).await?.await
     }
 
     /// Queues a request (waiting only while `max_in_flight` requests are
     /// waiting for acks) and returns its ack to await: queue many, then
     /// await them, to pipeline from one task. Requests leave in the order
     /// they were queued.
-    pub async fn queue(
+    pub async fn send(
         &self,
         kind: RequestKind,
-        payload: &[u8],
+        payload: impl AsRef<[u8]>,
     ) -> Result<PendingAck, ClientError> {
+        let payload = payload.as_ref();
         poll_fn(|cx| {
             let mut st = self.handle.shared.lock();
             if let Some(ended) = &st.ended {
@@ -237,6 +260,12 @@ impl Client {
             }
         })
         .await
+    }
+
+    /// How the connection ended, once it has (`None` while it is open).
+    pub fn ended(&self) -> Option<ClientError> {
+        let st = self.handle.shared.lock();
+        st.ended.as_ref().map(|e| ended_error(e, &st.core))
     }
 
     /// Requests waiting for their acks.

@@ -30,24 +30,28 @@
 //!
 //! ```no_run
 //! # #[cfg(feature = "async-std")] {
-//! use adapter_async_std::{Client, Server, ServerOptions, ack_all, runtime::{AsyncStd, Runtime}};
-//! use adapter_common::{Endpoint, SocketOptions};
-//! use protocol::ClientConfig;
+//! use adapter_async_std::runtime::{AsyncStd, Runtime};
+//! use adapter_async_std::{Client, Endpoint, Server, ServerOptions};
+//! use protocol::{AckResult, ClientConfig, Request};
 //!
-//! let rt = AsyncStd;
-//! let server = Server::bind(rt, &"127.0.0.1:0".parse().unwrap(), ServerOptions::default(), ack_all())?;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rt = AsyncStd; // or runtime::Smol::global()
+//! let endpoint: Endpoint = "127.0.0.1:0".parse()?;
+//! let handler = |req: &Request| if req.payload.is_empty() { AckResult::ERROR } else { AckResult::OK };
+//! let server = Server::bind(rt, &endpoint, ServerOptions::default(), handler)?;
 //! let endpoint = server.local_endpoint().clone();
-//! let stop = server.shutdown_handle();
+//! let shutdown = server.shutdown_handle();
 //! rt.spawn(async move { let _ = server.run().await; });
 //! rt.block_on(async {
-//!     let client = Client::connect(&rt, &endpoint, ClientConfig::default(), &SocketOptions::default()).await?;
-//!     let ack = client.submit(b"hello").await.map_err(std::io::Error::other)?;
+//!     let client = Client::connect(&rt, &endpoint, ClientConfig::default()).await?;
+//!     let ack = client.submit("hello").await?;
 //!     assert!(ack.result.is_ok());
-//!     client.close().await.map_err(std::io::Error::other)
+//!     client.close().await
 //! })?;
-//! stop.shutdown();
+//! shutdown.shutdown();
+//! # Ok(())
 //! # }
-//! # Ok::<(), std::io::Error>(())
+//! # }
 //! ```
 
 #![warn(missing_docs)]
@@ -58,12 +62,15 @@ compile_error!("adapter-async-std needs a runtime: enable feature `async-std` or
 
 mod client;
 mod codec;
+mod handler;
 mod io;
 pub mod runtime;
 mod server;
 
 pub use client::{Client, ClientError, PendingAck};
 pub use codec::{CodecError, PacketCodec};
-pub use server::{
-    DEFAULT_MAX_CONNECTIONS, Handler, Server, ServerOptions, ShutdownHandle, ack_all,
-};
+pub use handler::{AckAll, AsyncFn, Handler, Reply};
+pub use server::{DEFAULT_MAX_CONNECTIONS, Server, ServerOptions, ShutdownHandle};
+
+#[doc(no_inline)]
+pub use adapter_common::{Endpoint, SocketOptions};

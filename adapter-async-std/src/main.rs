@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use adapter_async_std::runtime::Runtime;
 use adapter_async_std::{
-    Client, ClientError, PendingAck, Server, ServerOptions, ShutdownHandle, ack_all,
+    AckAll, Client, ClientError, PendingAck, Server, ServerOptions, ShutdownHandle,
 };
+use adapter_common::ServerTotals;
 use adapter_common::cli::{ServeArgs, SubmitArgs, ack_line, init_logging};
-use adapter_common::{ServerTotals, SocketOptions};
 use async_signal::{Signal, Signals};
 use clap::{Parser, Subcommand};
 use futures_lite::{StreamExt, future};
@@ -136,7 +136,7 @@ fn serve<R: Runtime>(rt: R, args: ServeArgs) -> ExitCode {
             .unwrap_or(adapter_async_std::DEFAULT_MAX_CONNECTIONS),
         shutdown_timeout: args.shutdown_timeout(),
     };
-    let server = match Server::bind(rt.clone(), &endpoint, opts, ack_all()) {
+    let server = match Server::bind(rt.clone(), &endpoint, opts, AckAll) {
         Ok(s) => s,
         Err(e) => {
             error!("cannot listen on {endpoint}: {e}");
@@ -187,25 +187,27 @@ fn submit<R: Runtime>(rt: R, args: SubmitArgs) -> ExitCode {
         ..ClientConfig::default()
     };
     let outcome: Result<bool, String> = rt.block_on(async {
-        let socket = SocketOptions::default();
-        let connect = Client::connect(&rt, &endpoint, config, &socket);
+        let connect = Client::connect(&rt, &endpoint, config);
         let give_up = async {
             adapter_async_std::runtime::sleep_until(&rt, Instant::now() + timeout).await;
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no connection within {timeout:?}"),
-            ))
+            Err(ClientError::Connect {
+                endpoint: endpoint.clone(),
+                source: std::sync::Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {timeout:?}"),
+                )),
+            })
         };
         let client = future::or(connect, give_up)
             .await
-            .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
+            .map_err(|e| e.to_string())?;
         let failed = |e: ClientError| format!("{endpoint}: {e}");
         // Pipeline: queue everything, then read the acks in order.
         let mut pending: Vec<PendingAck> = Vec::with_capacity(args.messages.len() + 1);
         if let Some(token) = &args.conn {
             pending.push(
                 client
-                    .queue(RequestKind::Conn, token.as_bytes())
+                    .send(RequestKind::Conn, token.as_bytes())
                     .await
                     .map_err(failed)?,
             );
@@ -213,7 +215,7 @@ fn submit<R: Runtime>(rt: R, args: SubmitArgs) -> ExitCode {
         for msg in &args.messages {
             pending.push(
                 client
-                    .queue(RequestKind::Submit, msg.as_bytes())
+                    .send(RequestKind::Submit, msg.as_bytes())
                     .await
                     .map_err(failed)?,
             );

@@ -16,21 +16,13 @@ use adapter_common::{
 };
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
-use protocol::{AckResult, RequestKind, ServerConfig, ServerConnection};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use protocol::{ServerConfig, ServerConnection};
 use tracing::{debug, error, info, warn};
 
+use crate::handler::{Answer, Handler, Reply};
 use crate::io::{Deadline, Wrote, poll_read_with, poll_write_from};
 use crate::runtime::{Runtime, Stream, sleep_until};
-
-/// The application: request kind and payload in, result out (0 ok, 1
-/// error). It runs inside the connection's task: keep it short, it must
-/// not block.
-pub type Handler = Arc<dyn Fn(RequestKind, &[u8]) -> AckResult + Send + Sync>;
-
-/// The seed's handler: every request is acked with result 0.
-pub fn ack_all() -> Handler {
-    Arc::new(|_, _| AckResult::OK)
-}
 
 /// Default connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -86,20 +78,21 @@ impl ShutdownHandle {
     }
 }
 
-/// A bound server. [`Server::run`] accepts until shut down.
-pub struct Server<R: Runtime> {
+/// A bound server on runtime `R` with handler `H`. [`Server::run`]
+/// accepts until shut down.
+pub struct Server<R: Runtime, H> {
     rt: R,
     listener: R::Listener,
     endpoint: Endpoint,
     opts: ServerOptions,
-    handler: Handler,
+    handler: Arc<H>,
     totals: Arc<ServerTotals>,
     graceful: Receiver<()>,
     abort: Receiver<()>,
     handle: ShutdownHandle,
 }
 
-impl<R: Runtime> std::fmt::Debug for Server<R> {
+impl<R: Runtime, H> std::fmt::Debug for Server<R, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("runtime", &self.rt.name())
@@ -109,16 +102,11 @@ impl<R: Runtime> std::fmt::Debug for Server<R> {
     }
 }
 
-impl<R: Runtime> Server<R> {
+impl<R: Runtime, H: Handler> Server<R, H> {
     /// Binds `endpoint` (port 0 picks a free port; see
     /// [`local_endpoint`](Self::local_endpoint)). Connections queue in the
     /// backlog from here on; [`run`](Self::run) serves them.
-    pub fn bind(
-        rt: R,
-        endpoint: &Endpoint,
-        opts: ServerOptions,
-        handler: Handler,
-    ) -> io::Result<Self> {
+    pub fn bind(rt: R, endpoint: &Endpoint, opts: ServerOptions, handler: H) -> io::Result<Self> {
         let std_listener = bind(endpoint, &opts.socket)?;
         let endpoint = std_listener.local_endpoint()?;
         let listener = rt.listener(std_listener)?;
@@ -129,7 +117,7 @@ impl<R: Runtime> Server<R> {
             listener,
             endpoint,
             opts,
-            handler,
+            handler: Arc::new(handler),
             totals: Arc::new(ServerTotals::default()),
             graceful,
             abort,
@@ -303,12 +291,12 @@ impl<R: Runtime> Server<R> {
 /// The task of one connection: drive the core until it is done, close
 /// gracefully when the server shuts down, cut at the shutdown deadline.
 #[allow(clippy::too_many_arguments)]
-async fn serve_connection<R: Runtime>(
+async fn serve_connection<R: Runtime, H: Handler>(
     rt: R,
     mut stream: R::Stream,
     peer: String,
     config: ServerConfig,
-    handler: Handler,
+    handler: Arc<H>,
     totals: Arc<ServerTotals>,
     graceful: Receiver<()>,
     abort: Receiver<()>,
@@ -320,22 +308,62 @@ async fn serve_connection<R: Runtime>(
     let mut closing = false;
     let mut graceful = pin!(graceful.recv());
     let mut abort = pin!(abort.recv());
+    // Answers still coming (`Reply::Later`); created on first use.
+    let mut later: Option<FuturesUnordered<Answer<H::Future>>> = None;
     let outcome = poll_fn(|cx| {
         let mut reads = 0;
+        // A connection that never runs out of input never goes to sleep
+        // (it yields after READ_BUDGET reads): look for the shutdown on
+        // every poll, not only before sleeping.
+        let mut check_signals = true;
         loop {
+            // 0. Server shutdown.
+            if check_signals {
+                check_signals = false;
+                if !closing && graceful.as_mut().poll(cx).is_ready() {
+                    closing = true;
+                    conn.close(Instant::now());
+                }
+                if closing && abort.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Outcome::Cut);
+                }
+            }
             let now = Instant::now();
             // 1. Answer every request the core handed out.
             while let Some(req) = conn.poll_event() {
-                let result = handler(req.kind, &req.payload);
                 debug!(
-                    "request peer={peer} kind={:?} id={} len={} result={}",
+                    "request peer={peer} kind={:?} id={} len={}",
                     req.kind,
                     req.id,
-                    req.payload.len(),
-                    result
+                    req.payload.len()
                 );
-                // The handle came from this connection and is answered once.
-                let _ = conn.respond(req.handle, result, now);
+                let handle = req.handle;
+                match handler.handle(req) {
+                    // The handle came from this connection and is answered once.
+                    Reply::Now(result) => drop(conn.respond(handle, result, now)),
+                    Reply::Later(fut) => {
+                        later
+                            .get_or_insert_with(FuturesUnordered::new)
+                            .push(Answer {
+                                handle,
+                                fut: Box::pin(fut),
+                            })
+                    }
+                }
+            }
+            if let Some(pending) = later.as_mut() {
+                let mut answered = false;
+                while let Poll::Ready(Some((handle, result))) = pending.poll_next_unpin(cx) {
+                    let _ = conn.respond(handle, result, now);
+                    answered = true;
+                }
+                if pending.is_empty() {
+                    // Give its memory back: most connections never need it again.
+                    later = None;
+                }
+                if answered {
+                    continue;
+                }
             }
             // 2. Write what is pending. Progress can unblock input the
             // core had buffered: drain again before anything else.
@@ -384,7 +412,7 @@ async fn serve_connection<R: Runtime>(
                 conn.handle_timeout(now);
                 continue;
             }
-            // 5. Server shutdown.
+            // 5. Before sleeping: the shutdown signals must be able to wake us.
             if !closing && graceful.as_mut().poll(cx).is_ready() {
                 closing = true;
                 conn.close(now);

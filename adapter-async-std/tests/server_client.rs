@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use adapter_async_std::runtime::{AsyncStd, Runtime, Smol};
-use adapter_async_std::{Client, ClientError, PacketCodec, ServerOptions, ack_all};
-use adapter_common::{Endpoint, SocketOptions};
+use adapter_async_std::{AckAll, AsyncFn, Client, ClientError, PacketCodec, ServerOptions};
+use adapter_common::Endpoint;
 use asynchronous_codec::{Decoder, Encoder, FramedRead};
 use bytes::{Bytes, BytesMut};
 use common::{block_on_within, start_server, temp_socket_path};
 use futures_lite::{AsyncWriteExt, StreamExt};
 use protocol::{
-    AckResult, ClientConfig, CloseReason, DecodeError, MessageId, Packet, RequestKind,
+    AckResult, ClientConfig, CloseReason, DecodeError, MessageId, Packet, Request, RequestKind,
     encode_request,
 };
 
@@ -29,31 +29,24 @@ fn localhost() -> Endpoint {
 }
 
 /// A handler that refuses payloads starting with "no".
-fn picky() -> adapter_async_std::Handler {
-    Arc::new(|_, payload: &[u8]| {
-        if payload.starts_with(b"no") {
-            AckResult::ERROR
-        } else {
-            AckResult::OK
-        }
-    })
+fn picky(req: &Request) -> AckResult {
+    if req.payload.starts_with(b"no") {
+        AckResult::ERROR
+    } else {
+        AckResult::OK
+    }
 }
 
 fn concurrent_submits_from_many_tasks_each_get_their_own_ack<R: Runtime>(rt: R) {
     const TASKS: u64 = 40;
     const EACH: u64 = 100;
-    let server = start_server(&rt, &localhost(), ServerOptions::default(), picky());
+    let server = start_server(&rt, &localhost(), ServerOptions::default(), picky);
     let endpoint = server.endpoint.clone();
     let rt2 = rt.clone();
     let done = block_on_within(&rt, LIMIT, async move {
-        let client = Client::connect(
-            &rt2,
-            &endpoint,
-            ClientConfig::default(),
-            &SocketOptions::default(),
-        )
-        .await
-        .expect("connect");
+        let client = Client::connect(&rt2, &endpoint, ClientConfig::default())
+            .await
+            .expect("connect");
         let ok = Arc::new(AtomicU64::new(0));
         let (tx, rx) = async_channel::unbounded();
         for t in 0..TASKS {
@@ -70,7 +63,7 @@ fn concurrent_submits_from_many_tasks_each_get_their_own_ack<R: Runtime>(rt: R) 
                         format!("yes {t}/{i}")
                     };
                     let pending = client
-                        .queue(RequestKind::Submit, payload.as_bytes())
+                        .send(RequestKind::Submit, payload.as_bytes())
                         .await
                         .expect("queue");
                     let id = pending.id();
@@ -119,7 +112,7 @@ fn graceful_shutdown_loses_nothing<R: Runtime>(rt: R) {
         shutdown_timeout: Duration::from_secs(10),
         ..ServerOptions::default()
     };
-    let server = start_server(&rt, &localhost(), opts, ack_all());
+    let server = start_server(&rt, &localhost(), opts, AckAll);
     let addr = server.tcp_addr();
     let totals = server.totals.clone();
     let started = Arc::new(AtomicU64::new(0));
@@ -253,7 +246,7 @@ fn max_connections_accepts_and_closes_the_extra_one<R: Runtime>(rt: R) {
         max_connections: 2,
         ..ServerOptions::default()
     };
-    let server = start_server(&rt, &localhost(), opts, ack_all());
+    let server = start_server(&rt, &localhost(), opts, AckAll);
     let addr = server.tcp_addr();
     let connect = || {
         let s = TcpStream::connect(addr).unwrap();
@@ -318,19 +311,14 @@ fn client_and_server_over_a_unix_socket<R: Runtime>(rt: R) {
         &rt,
         &Endpoint::Unix(path.clone()),
         ServerOptions::default(),
-        picky(),
+        picky,
     );
     let endpoint = server.endpoint.clone();
     let rt2 = rt.clone();
     block_on_within(&rt, LIMIT, async move {
-        let client = Client::connect(
-            &rt2,
-            &endpoint,
-            ClientConfig::default(),
-            &SocketOptions::default(),
-        )
-        .await
-        .expect("connect over unix");
+        let client = Client::connect(&rt2, &endpoint, ClientConfig::default())
+            .await
+            .expect("connect over unix");
         let conn = client.conn(b"token").await.expect("conn ack");
         assert_eq!((conn.kind, conn.result), (RequestKind::Conn, AckResult::OK));
         let yes = client.submit(b"yes").await.expect("ack");
@@ -372,14 +360,9 @@ fn client_reports_peer_closed_with_requests_in_flight() {
     let rt = Smol::global();
     let rt2 = rt.clone();
     let err = block_on_within(&rt, LIMIT, async move {
-        let client = Client::connect(
-            &rt2,
-            &endpoint,
-            ClientConfig::default(),
-            &SocketOptions::default(),
-        )
-        .await
-        .unwrap();
+        let client = Client::connect(&rt2, &endpoint, ClientConfig::default())
+            .await
+            .unwrap();
         client.submit(b"lost").await.unwrap_err()
     });
     peer.join().unwrap();
@@ -454,7 +437,7 @@ fn codec_round_trips_every_packet_and_splits_frames_anywhere() {
 /// The codec drives a real conversation: requests encoded with it, acks
 /// read through `FramedRead`.
 fn codec_talks_to_the_server<R: Runtime>(rt: R) {
-    let server = start_server(&rt, &localhost(), ServerOptions::default(), picky());
+    let server = start_server(&rt, &localhost(), ServerOptions::default(), picky);
     let endpoint = server.endpoint.clone();
     let rt2 = rt.clone();
     block_on_within(&rt, LIMIT, async move {
@@ -494,4 +477,76 @@ fn codec_talks_to_the_server_async_std() {
 #[test]
 fn codec_talks_to_the_server_smol() {
     codec_talks_to_the_server(Smol::global());
+}
+
+/// `Reply::Later` answers finish in any order; acks still leave in
+/// request order, and a slow answer does not hold back the ones after it.
+fn async_handler_answers_later_and_acks_stay_in_request_order<R: Runtime>(rt: R) {
+    let rt_h = rt.clone();
+    let handler = AsyncFn(move |req: Request| {
+        let rt = rt_h.clone();
+        async move {
+            // The payload says how long to think; earlier requests think longer.
+            let ms: u64 = std::str::from_utf8(&req.payload)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            adapter_async_std::runtime::sleep_until(
+                &rt,
+                Instant::now() + Duration::from_millis(ms),
+            )
+            .await;
+            if ms.is_multiple_of(2) {
+                AckResult::OK
+            } else {
+                AckResult::ERROR
+            }
+        }
+    });
+    let server = start_server(&rt, &localhost(), ServerOptions::default(), handler);
+    let endpoint = server.endpoint.clone();
+    let rt2 = rt.clone();
+    let took = block_on_within(&rt, LIMIT, async move {
+        let t0 = Instant::now();
+        let client = Client::connect(&rt2, &endpoint, ClientConfig::default())
+            .await
+            .expect("connect");
+        let mut pending = Vec::new();
+        for ms in (1..=40u64).rev() {
+            let p = client
+                .send(RequestKind::Submit, ms.to_string())
+                .await
+                .expect("send");
+            pending.push((ms, p));
+        }
+        for (ms, p) in pending {
+            let id = p.id();
+            let ack = p.await.expect("ack");
+            assert_eq!(ack.id, id);
+            let want = if ms.is_multiple_of(2) {
+                AckResult::OK
+            } else {
+                AckResult::ERROR
+            };
+            assert_eq!(ack.result, want, "request that thought {ms} ms");
+        }
+        client.close().await.expect("clean close");
+        t0.elapsed()
+    });
+    // Concurrent answers: about the longest (40 ms), not the sum (820 ms).
+    assert!(
+        took < Duration::from_millis(600),
+        "answers ran one by one: {took:?}"
+    );
+    server.stop().expect("server stops cleanly");
+}
+
+#[test]
+fn async_handler_answers_later_and_acks_stay_in_request_order_async_std() {
+    async_handler_answers_later_and_acks_stay_in_request_order(AsyncStd);
+}
+
+#[test]
+fn async_handler_answers_later_and_acks_stay_in_request_order_smol() {
+    async_handler_answers_later_and_acks_stay_in_request_order(Smol::global());
 }

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use adapter_async_std::runtime::Runtime;
-use adapter_async_std::{Server, ServerOptions, ShutdownHandle};
+use adapter_async_std::{Handler, Server, ServerOptions, ShutdownHandle};
 use adapter_common::Endpoint;
 use conformance::{Harness, RunningServer, ServerSpec};
 
@@ -40,7 +40,10 @@ impl<R: Runtime> Harness for RtHarness<R> {
             max_connections: spec.max_connections,
             shutdown_timeout: spec.shutdown_timeout,
         };
-        let running = start_server(&self.0, &endpoint, opts, spec.handler);
+        let handler = spec.handler;
+        let running = start_server(&self.0, &endpoint, opts, move |req: &protocol::Request| {
+            handler(req.kind, &req.payload)
+        });
         Box::new(running)
     }
 }
@@ -82,11 +85,11 @@ impl RunningServer for Running {
 }
 
 /// Binds and runs a server on `rt`.
-pub fn start_server<R: Runtime>(
+pub fn start_server<R: Runtime, H: Handler>(
     rt: &R,
     endpoint: &Endpoint,
     opts: ServerOptions,
-    handler: adapter_async_std::Handler,
+    handler: H,
 ) -> Running {
     let wait = opts.shutdown_timeout + Duration::from_secs(10);
     let server = Server::bind(rt.clone(), endpoint, opts, handler)
