@@ -46,6 +46,16 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # What a connection costs
+//!
+//! A thread: 64 KiB of stack reserved ([`ServerOptions::stack_size`]), of
+//! which about 18 KiB end up resident per idle connection (measured with
+//! 1000 idle connections; the 8 KiB read buffer lives on that stack, so the
+//! heap holds nothing for an idle connection), plus the kernel's own
+//! per-thread memory. Under load, 1000 connections mean 1000 threads taking
+//! turns on the CPUs: the throughput the multiplexed adapters keep at that
+//! scale is the seeds' argument for them, and this adapter measures it.
+//!
 //! # Client
 //!
 //! [`Client`]: `submit` (send and wait), `send` / `send_all` (pipelined:

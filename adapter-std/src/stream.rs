@@ -106,6 +106,9 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
 /// reached waits 1 ms (a zero timeout means "block forever" to the OS).
 #[derive(Debug, Default)]
 pub(crate) struct SocketTimeout {
+    /// `None` until the first `apply`: what the socket has is unknown (an
+    /// accepted socket inherits the listener's SO_RCVTIMEO on Linux), so
+    /// the first call always sets it.
     current: Option<Option<Duration>>,
 }
 
