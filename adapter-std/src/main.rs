@@ -14,6 +14,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 
+/// The length-prefixed request/ack protocol over blocking std sockets (a
+/// thread per connection): a server and a one-shot client.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -25,7 +27,8 @@ struct Cli {
 enum Command {
     /// Run the seed's server: every request is acked with result 0 (with
     /// --require-conn, a Conn is acked 0 and unlocks the Submits after it).
-    /// SIGINT/SIGTERM shut it down gracefully.
+    /// One log line per connection, totals on shutdown; SIGINT/SIGTERM shut
+    /// it down gracefully (a second one exits at once).
     Serve(ServeArgs),
     /// Connect, send each MESSAGE as a Submit (after a Conn with --conn) and
     /// print each ack in order. Exit 1 if any ack says error, 2 if the
@@ -65,11 +68,12 @@ fn serve(args: &ServeArgs) -> ExitCode {
         .stack_size(128 * 1024)
         .spawn(move || {
             for sig in signals.forever() {
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                 if stop.is_shutting_down() {
-                    warn!("signal {sig} during shutdown: exiting at once");
+                    warn!("{name} again: exiting without waiting for connections");
                     std::process::exit(130);
                 }
-                info!("signal {sig}: shutting down gracefully");
+                info!("{name}: shutting down gracefully (signal again to exit at once)");
                 stop.shutdown();
             }
         });
@@ -102,7 +106,7 @@ fn submit(args: &SubmitArgs) -> ExitCode {
         ..ClientOptions::default()
     };
     let fail = |e: &dyn std::fmt::Display| {
-        eprintln!("adapter-std submit: {e}");
+        eprintln!("error: {e}");
         ExitCode::from(2)
     };
     let client = match Client::connect(&endpoint, options) {
