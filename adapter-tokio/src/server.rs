@@ -438,7 +438,9 @@ async fn drive<S: Socket, H: Handler>(
     shutdown: oneshot::Receiver<Instant>,
     peer: &str,
 ) -> io::Result<()> {
-    let mut answers = FuturesUnordered::new();
+    // Created on the first async answer: a connection whose handler always
+    // answers at once never allocates it.
+    let mut answers = None;
     let mut shutdown = Some(shutdown);
     let mut deadline: Option<Instant> = None;
     let mut timer = Timer::default();
@@ -455,7 +457,9 @@ async fn drive<S: Socket, H: Handler>(
             let handle = request.handle;
             match handler.handle(request) {
                 Reply::Now(result) => respond(conn, handle, result, now),
-                Reply::Later(answer) => answers.push(async move { (handle, answer.await) }),
+                Reply::Later(answer) => answers
+                    .get_or_insert_with(FuturesUnordered::new)
+                    .push(async move { (handle, answer.await) }),
             }
         }
         if !conn.transmit_buf().is_empty() {
@@ -489,7 +493,7 @@ async fn drive<S: Socket, H: Handler>(
         let wants_input = conn.wants_input();
         let has_output = !conn.transmit_buf().is_empty();
         let wake = poll_fn(|cx| {
-            if !answers.is_empty() {
+            if let Some(answers) = answers.as_mut().filter(|a| !a.is_empty()) {
                 let mut answered = false;
                 while let Poll::Ready(Some((handle, result))) = answers.poll_next_unpin(cx) {
                     respond(conn, handle, result, Instant::now());
