@@ -618,6 +618,72 @@ impl TestClient {
     }
 
     /// Reads SubmitAcks for the ids `first`, `first + 1`, ... (each with
+    /// result 0) while the load is on: until `done()` is true and `sent()`
+    /// acks came. Returns how many came and the longest wait for bytes
+    /// while acks were owed; panics if one wait exceeds `each_within`.
+    pub fn read_ack_run_while_loaded(
+        &mut self,
+        first: u32,
+        sent: impl Fn() -> u64,
+        done: impl Fn() -> bool,
+        each_within: Duration,
+    ) -> (u64, Duration) {
+        let mut want = ack_frame(
+            RequestKind::Submit,
+            &MessageId::from_counter(first),
+            AckResult::OK,
+        );
+        let mut n = 0u64;
+        let mut longest = Duration::ZERO;
+        let mut owed_since: Option<Instant> = None;
+        loop {
+            while self.recv.len() >= ACK_FRAME_LEN {
+                if self.recv[..ACK_FRAME_LEN] != want {
+                    let id = MessageId(want[5..13].try_into().unwrap_or_default());
+                    let got = self.read_answer(PROMPT, &"an ack");
+                    panic!(
+                        "{}: ack #{} of the run: expected SubmitAck for id {id} with result 0 (ok), got {got}",
+                        self.name,
+                        n + 1
+                    );
+                }
+                self.recv.advance(ACK_FRAME_LEN);
+                self.acks_read += 1;
+                n += 1;
+                increment_digits(&mut want[5..13]);
+            }
+            // Read `done` before `sent`: once done, `sent` is final.
+            let finished = done();
+            let owed = sent().saturating_sub(n);
+            if finished && owed == 0 {
+                return (n, longest);
+            }
+            let now = Instant::now();
+            if owed == 0 {
+                owed_since = None;
+            } else {
+                let since = *owed_since.get_or_insert(now);
+                longest = longest.max(now - since);
+                if now - since > each_within {
+                    panic!(
+                        "{}: {owed} acks owed and no byte for {:?} (after {n} acks)",
+                        self.name,
+                        now - since
+                    );
+                }
+            }
+            match self.fill(now + Duration::from_millis(50)) {
+                Ok(_) => owed_since = None,
+                Err(ReadEnd::TimedOut) => {}
+                Err(end) => panic!(
+                    "{}: expected acks while loading the server; after {n} acks the connection {end}",
+                    self.name
+                ),
+            }
+        }
+    }
+
+    /// Reads SubmitAcks for the ids `first`, `first + 1`, ... (each with
     /// result 0) until the server closes the connection; at most `max` of
     /// them. Returns how many came and how the connection ended. For a
     /// connection the server cuts: what came must be a prefix, in order.
@@ -656,9 +722,15 @@ impl TestClient {
                 }
                 Err(ReadEnd::Eof) => return (n, Closed::Eof),
                 Err(ReadEnd::Reset(_)) => return (n, Closed::Reset),
-                Err(end) => panic!(
+                Err(ReadEnd::TimedOut) => panic!(
                     "{}: expected acks then the server closing the connection within {within:?}; \
-                     after {n} acks the connection {end}{}",
+                     it was still open then, after {n} acks{}",
+                    self.name,
+                    self.partial_note()
+                ),
+                Err(end) => panic!(
+                    "{}: expected acks then the server closing the connection; after {n} acks \
+                     the connection {end}{}",
                     self.name,
                     self.partial_note()
                 ),
@@ -890,7 +962,7 @@ fn increment_digits(digits: &mut [u8]) {
 
 /// `n` empty-payload Submit frames with the ids `first`, `first + 1`, ...
 /// (fast: the suite sends millions of them).
-fn empty_submits(first: u32, n: usize) -> Vec<u8> {
+pub fn empty_submits(first: u32, n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * REQUEST_OVERHEAD);
     let mut frame = [0u8; REQUEST_OVERHEAD];
     frame[..4].copy_from_slice(&(REQUEST_OVERHEAD as u32).to_be_bytes());

@@ -115,3 +115,40 @@ pub fn malformed_frames_close_only_their_connection_after_earlier_acks(h: &dyn H
     }
     server.shutdown();
 }
+
+/// `max_frame_len` is inclusive and enforced: with a 64 KiB limit, a frame
+/// of exactly 64 KiB is answered; a frame one byte longer (sent whole)
+/// gets the acks before it, then the connection is closed.
+pub fn max_frame_len_is_inclusive_and_enforced(h: &dyn Harness) {
+    const MAX: u32 = 64 * 1024;
+    let mut spec = ServerSpec::default();
+    spec.config.max_frame_len = MAX;
+    let server = Server::start(h, spec);
+    let ep = server.endpoint();
+    let overhead = protocol::REQUEST_OVERHEAD;
+
+    let mut c = TestClient::connect(ep, "client sending a frame of exactly max_frame_len");
+    let (id, f) = c.submit_frame(&vec![7; MAX as usize - overhead]);
+    assert_eq!(f.len(), MAX as usize, "scenario bug: frame length");
+    c.send(&f);
+    c.expect_ack(RequestKind::Submit, id, AckResult::OK);
+    c.round_trip(b"and goes on");
+
+    let mut c = TestClient::connect(ep, "client sending a frame of max_frame_len + 1");
+    let (ids, mut bytes) = c.submit_frames(2, |_| b"small".to_vec());
+    let (_, f) = c.submit_frame(&vec![7; MAX as usize + 1 - overhead]);
+    bytes.extend_from_slice(&f);
+    // The server may close before it has read all of it.
+    let _ = c.try_send(&bytes);
+    c.expect_submit_acks(&ids, AckResult::OK);
+    if let Err(e) = c.wait_closed(PROMPT) {
+        panic!(
+            "{}: a frame of {} bytes over a {MAX}-byte limit: {e}",
+            h.name(),
+            MAX + 1
+        );
+    }
+    let mut other = TestClient::connect(ep, "other client");
+    other.round_trip(b"unaffected");
+    server.shutdown();
+}

@@ -2,14 +2,18 @@
 //! peer (socket behaviour 9), graceful shutdown, the connection limit, and
 //! a restart on the same port.
 
+use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use protocol::{AckResult, RequestKind};
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::support::{Closed, PROMPT, Server, TestClient};
+use crate::support::{
+    Closed, PROMPT, Server, Stream, TestClient, empty_submits, is_reset, join_all,
+};
 use crate::{Endpoint, Harness, ServerSpec};
 
 fn half_close_on(endpoint: &Endpoint, name: &str, n: usize) {
@@ -160,6 +164,116 @@ pub fn graceful_shutdown_answers_every_fully_sent_request(h: &dyn Harness) {
          closing each connection once it was answered",
         h.name()
     );
+}
+
+/// Graceful shutdown under load: eight clients pipeline batches of
+/// Submits and read acks continuously when the server is shut down (a
+/// connection that never runs out of input must still see the shutdown).
+/// Each gets an unbroken run of acks for its requests, in order (a prefix
+/// of what it sent, never more), then the connection is closed; shutdown
+/// returns before its deadline. Clients stop sending after 3 s at most
+/// (so a server that never closes them fails in bounded time): a
+/// connection still open when its client stops is a failure.
+pub fn graceful_shutdown_under_load_gives_every_client_an_ordered_prefix(h: &dyn Harness) {
+    const CLIENTS: usize = 8;
+    const BATCH: u32 = 200;
+    const LOAD_LIMIT: Duration = Duration::from_secs(3);
+    let spec = ServerSpec::default();
+    let deadline = spec.shutdown_timeout;
+    let server = Server::start(h, spec);
+    let ready = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let mut reader = TestClient::connect(server.endpoint(), format!("loaded client {i}"));
+            let writer = match reader.stream().try_clone() {
+                Ok(s) => s,
+                Err(e) => panic!("cannot clone client {i}'s socket: {e}"),
+            };
+            let ready = Arc::clone(&ready);
+            thread::spawn(move || {
+                // Served once before the load starts (id 00000001).
+                reader.round_trip(b"before the load");
+                let stop = Arc::new(AtomicBool::new(false));
+                let sent = Arc::new(AtomicU64::new(0));
+                let load = spawn_load(writer, 2, BATCH, LOAD_LIMIT, &stop, &sent);
+                ready.fetch_add(1, Ordering::Relaxed);
+                let (n, _) = reader.read_ack_run_until_closed(2, u64::MAX, LOAD_LIMIT + PROMPT);
+                stop.store(true, Ordering::Relaxed);
+                let ran_out = match load.join() {
+                    Ok(r) => r,
+                    Err(p) => std::panic::resume_unwind(p),
+                };
+                assert!(
+                    !ran_out,
+                    "{}: the server was shut down, yet it kept serving this connection for as \
+                     long as the client sent ({LOAD_LIMIT:?}, {n} acks): a connection that never \
+                     runs out of input must still see the shutdown",
+                    reader.name()
+                );
+                // A write cut short may still have delivered whole frames
+                // of its batch: only acks beyond every byte written are wrong.
+                let most = sent.load(Ordering::Relaxed) + u64::from(BATCH);
+                assert!(
+                    n <= most,
+                    "{}: {n} acks for at most {most} Submits sent",
+                    reader.name()
+                );
+                n
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    while ready.load(Ordering::Relaxed) < CLIENTS as u64 && t.elapsed() < PROMPT {
+        thread::sleep(Duration::from_millis(10));
+    }
+    // Long enough for the clients to get ahead of the server: input is
+    // waiting on every connection when the shutdown comes.
+    thread::sleep(Duration::from_millis(700));
+    let took = server.shutdown();
+    let counts = join_all("clients loading the server at shutdown", threads);
+    eprintln!(
+        "{}: acks per loaded client between the start of the load and the close: {counts:?}",
+        h.name()
+    );
+    assert!(
+        took < deadline,
+        "{}: graceful shutdown under load took {took:?}, its deadline is {deadline:?}",
+        h.name()
+    );
+}
+
+/// Writes batches of `batch` Submits (ids from `first` on) until `stop`,
+/// a reset, or `limit`; counts in `sent` the Submits of whole batches
+/// written. Returns true if it stopped for `limit` (the load ran out).
+pub(crate) fn spawn_load(
+    mut writer: Stream,
+    first: u32,
+    batch: u32,
+    limit: Duration,
+    stop: &Arc<AtomicBool>,
+    sent: &Arc<AtomicU64>,
+) -> thread::JoinHandle<bool> {
+    let (stop, sent) = (Arc::clone(stop), Arc::clone(sent));
+    thread::spawn(move || {
+        let _ = writer.set_write_timeout(Some(Duration::from_secs(5)));
+        let started = Instant::now();
+        let mut next = first;
+        while !stop.load(Ordering::Relaxed) {
+            if started.elapsed() >= limit {
+                return true;
+            }
+            let bytes = empty_submits(next, batch as usize);
+            match writer.write_all(&bytes) {
+                Ok(()) => {
+                    sent.fetch_add(u64::from(batch), Ordering::Relaxed);
+                    next += batch;
+                }
+                Err(e) if is_reset(&e) => return false,
+                Err(e) => panic!("writing a batch of Submits failed oddly: {e}"),
+            }
+        }
+        false
+    })
 }
 
 /// With `max_connections` 2, a third connection is accepted and closed at

@@ -6,6 +6,7 @@
 
 mod app;
 mod basic;
+mod fairness;
 mod flow;
 mod hostile;
 mod lifecycle;
@@ -22,11 +23,16 @@ pub use basic::{
     frame_split_anywhere_is_answered_once_complete,
     several_frames_in_one_write_are_all_answered_in_order, silent_connection_does_not_delay_others,
 };
+pub use fairness::flooding_clients_starve_no_connection;
 pub use flow::backpressure_stops_reading_from_a_client_that_does_not_read;
-pub use hostile::malformed_frames_close_only_their_connection_after_earlier_acks;
+pub use hostile::{
+    malformed_frames_close_only_their_connection_after_earlier_acks,
+    max_frame_len_is_inclusive_and_enforced,
+};
 pub use lifecycle::{
-    graceful_shutdown_answers_every_fully_sent_request, half_close_still_gets_every_ack_then_eof,
-    over_max_connections_is_closed_at_once_others_served,
+    graceful_shutdown_answers_every_fully_sent_request,
+    graceful_shutdown_under_load_gives_every_client_an_ordered_prefix,
+    half_close_still_gets_every_ack_then_eof, over_max_connections_is_closed_at_once_others_served,
     partial_frame_then_fin_gets_the_complete_acks_then_close,
     reset_by_peer_leaves_the_server_serving_others,
     restarted_server_binds_the_same_port_through_time_wait,
@@ -66,11 +72,14 @@ macro_rules! behaviour_suite {
             reset_by_peer_leaves_the_server_serving_others,
             // pipelining, ends of conversations, limits, hostile input, the application
             fifty_clients_pipelining_200_submits_get_every_ack_in_order,
+            flooding_clients_starve_no_connection,
             half_close_still_gets_every_ack_then_eof,
             partial_frame_then_fin_gets_the_complete_acks_then_close,
             graceful_shutdown_answers_every_fully_sent_request,
+            graceful_shutdown_under_load_gives_every_client_an_ordered_prefix,
             over_max_connections_is_closed_at_once_others_served,
             malformed_frames_close_only_their_connection_after_earlier_acks,
+            max_frame_len_is_inclusive_and_enforced,
             require_conn_refuses_submits_until_a_conn_is_accepted,
             handler_refusal_keeps_the_connection_open,
             slowloris_partial_frame_is_closed_by_frame_timeout,
