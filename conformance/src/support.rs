@@ -345,11 +345,6 @@ impl TestClient {
         &self.stream
     }
 
-    /// The socket, mutably (for raw writes).
-    pub fn stream_mut(&mut self) -> &mut Stream {
-        &mut self.stream
-    }
-
     /// The next id of this client's counter (00000001, 00000002, ...).
     pub fn next_id(&mut self) -> MessageId {
         self.ids.next_id()
@@ -973,28 +968,6 @@ pub fn empty_submits(first: u32, n: usize) -> Vec<u8> {
         increment_digits(&mut frame[5..]);
     }
     out
-}
-
-/// Runs `f` on a thread and waits for it at most `within`, re-raising its
-/// panic (with its message) here.
-pub fn run_bounded<T: Send + 'static>(
-    what: &str,
-    within: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        let out = f();
-        let _ = tx.send(());
-        out
-    });
-    match rx.recv_timeout(within) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Ok(v) => v,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: did not finish within {within:?}"),
-    }
 }
 
 /// The message of a panic payload (from `JoinHandle::join`).
