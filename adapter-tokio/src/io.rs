@@ -8,6 +8,7 @@
 use std::future::Future as _;
 use std::io;
 use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -18,7 +19,7 @@ use tokio::io::AsyncRead;
 use tokio::net::{TcpStream, UnixStream};
 
 /// A connected stream socket (TCP or Unix) as the connection loops use it.
-pub(crate) trait Socket: AsyncRead + Unpin + Send + 'static {
+pub(crate) trait Socket: AsyncRead + AsFd + Sized + Unpin + Send + 'static {
     /// Readiness to read, without a buffer.
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Readiness to write.
@@ -26,7 +27,9 @@ pub(crate) trait Socket: AsyncRead + Unpin + Send + 'static {
     /// One non-blocking write.
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
     /// Sends FIN after what was written (errors ignored: the peer may be gone).
-    fn shutdown_write(&self);
+    fn shutdown_write(&self) {
+        let _ = SockRef::from(self).shutdown(Shutdown::Write);
+    }
 }
 
 impl Socket for TcpStream {
@@ -39,9 +42,6 @@ impl Socket for TcpStream {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         TcpStream::try_write(self, buf)
     }
-    fn shutdown_write(&self) {
-        let _ = SockRef::from(self).shutdown(Shutdown::Write);
-    }
 }
 
 impl Socket for UnixStream {
@@ -53,9 +53,6 @@ impl Socket for UnixStream {
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         UnixStream::try_write(self, buf)
-    }
-    fn shutdown_write(&self) {
-        let _ = SockRef::from(self).shutdown(Shutdown::Write);
     }
 }
 

@@ -14,9 +14,10 @@ use adapter_common::{
     AcceptBackoff, Endpoint, RateLimiter, ServerTotals, SocketOptions, StdListener, configure_tcp,
     conn_closed_line, is_transient_accept_error, remove_unix_socket,
 };
+use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use protocol::{AckResult, ServerConfig, ServerConnection};
+use protocol::{AckResult, CloseReason, ServerConfig, ServerConnection};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{Notify, oneshot, watch};
 
@@ -385,11 +386,16 @@ async fn serve_connection<S: Socket, H: Handler>(
 ) {
     let opened = Instant::now();
     let mut conn = ServerConnection::new(config, opened);
-    let end = drive(&mut socket, &mut conn, &*handler, shutdown, &peer).await;
-    if end.is_ok() {
-        socket.shutdown_write();
-    }
-    drop(socket);
+    let mut deadline = None;
+    let end = drive(
+        &mut socket,
+        &mut conn,
+        &*handler,
+        shutdown,
+        &mut deadline,
+        &peer,
+    )
+    .await;
     let stats = conn.stats();
     let totals = &guard.shared.totals;
     match &end {
@@ -406,7 +412,56 @@ async fn serve_connection<S: Socket, H: Handler>(
             end.as_ref().err()
         )
     );
+    // The peer may still be sending (no EOF seen): linger, so that the acks
+    // just written are not lost to a reset. Not after a write stall: that
+    // peer takes nothing, and its output was dropped already.
+    let peer_may_send = end.is_ok()
+        && !matches!(
+            conn.close_reason(),
+            Some(
+                CloseReason::PeerClosed
+                    | CloseReason::TruncatedFrame { .. }
+                    | CloseReason::WriteStall { .. }
+            )
+        );
+    if peer_may_send {
+        let until = Instant::now() + LINGER;
+        linger(&mut socket, deadline.map_or(until, |d| d.min(until))).await;
+    } else if end.is_ok() {
+        socket.shutdown_write();
+    }
+    drop(socket);
     drop(guard);
+}
+
+/// The longest a closed connection lingers (see [`linger`]), and the
+/// longest it waits for the peer's next bytes while it does.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_QUIET: Duration = Duration::from_millis(250);
+
+/// Closes without losing the last acks. A socket closed while its peer
+/// is still sending answers the peer's next bytes with RST, and the reset
+/// makes the kernel drop what it still had to send: acks not yet taken by
+/// a slow reader are lost. So: send FIN after the acks (the peer reads
+/// every ack, then EOF), then read and discard while the peer keeps
+/// sending, until it closes too, falls quiet for [`LINGER_QUIET`] (a quiet
+/// peer sends nothing that could trigger the reset), or `until` passes.
+/// No buffer is held while waiting.
+async fn linger<S: Socket>(socket: &mut S, until: Instant) {
+    socket.shutdown_write();
+    let until = tokio::time::Instant::from_std(until);
+    loop {
+        let quiet = (tokio::time::Instant::now() + LINGER_QUIET).min(until);
+        let ready = tokio::time::timeout_at(quiet, poll_fn(|cx| socket.poll_read_ready(cx))).await;
+        if !matches!(ready, Ok(Ok(()))) {
+            return;
+        }
+        let mut sink = BytesMut::with_capacity(4096);
+        match poll_fn(|cx| Poll::Ready(poll_read_now(socket, cx, &mut sink))).await {
+            ReadOutcome::Data(0) | ReadOutcome::Failed(_) => return,
+            ReadOutcome::Data(_) | ReadOutcome::NotReady => {}
+        }
+    }
 }
 
 /// What woke a connection task up.
@@ -430,19 +485,19 @@ enum Wake {
 /// first: an async answer, the shutdown signal, the timer, input (only
 /// while the core wants it), or room to write (only while output is
 /// pending). `Ok` once the core is closed; `Err` when the socket failed or
-/// the shutdown deadline passed.
+/// the shutdown deadline (set in `deadline` once the signal came) passed.
 async fn drive<S: Socket, H: Handler>(
     socket: &mut S,
     conn: &mut ServerConnection,
     handler: &H,
     shutdown: oneshot::Receiver<Instant>,
+    deadline: &mut Option<Instant>,
     peer: &str,
 ) -> io::Result<()> {
     // Created on the first async answer: a connection whose handler always
     // answers at once never allocates it.
     let mut answers = None;
     let mut shutdown = Some(shutdown);
-    let mut deadline: Option<Instant> = None;
     let mut timer = Timer::default();
     loop {
         let now = Instant::now();
@@ -476,7 +531,7 @@ async fn drive<S: Socket, H: Handler>(
         if conn.is_closed() {
             return Ok(());
         }
-        if let Some(at) = deadline
+        if let Some(at) = *deadline
             && now >= at
         {
             return Err(io::Error::new(
@@ -489,7 +544,7 @@ async fn drive<S: Socket, H: Handler>(
             ));
         }
         timer.arm(conn.poll_timeout());
-        timer.arm(deadline);
+        timer.arm(*deadline);
         let wants_input = conn.wants_input();
         let has_output = !conn.transmit_buf().is_empty();
         let wake = poll_fn(|cx| {
@@ -542,7 +597,7 @@ async fn drive<S: Socket, H: Handler>(
             Wake::Failed(e) => return Err(e),
             Wake::Timer => conn.handle_timeout(Instant::now()),
             Wake::Shutdown(at) => {
-                deadline = Some(at);
+                *deadline = Some(at);
                 conn.close(Instant::now());
             }
         }

@@ -174,7 +174,9 @@ async fn graceful_shutdown_under_load_answers_every_request_it_received() {
                         }
                     });
                     let acks = read_ordered_acks(&mut read, 1).await;
-                    let _ = writer.await;
+                    // EOF: the server is done with this connection; stop
+                    // sending (the server lingers while a peer still sends).
+                    writer.abort();
                     acks
                 })
             })
@@ -406,6 +408,64 @@ async fn shutdown_deadline_cuts_a_connection_whose_answer_never_comes() {
         assert_eq!(totals.open_now(), 0);
         let line = totals.to_string();
         assert!(line.contains("io_error=1"), "{line}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_delivers_every_ack_to_a_slow_reader_that_keeps_sending() {
+    timeout(LIMIT, async {
+        let server = Running::start(ServerOptions::default(), AckAll);
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(server.addr()).await.expect("connect");
+        let (mut read, mut write) = stream.into_split();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                let mut n = 1u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut batch = Vec::new();
+                    for _ in 0..100 {
+                        batch.extend(submit_bytes(n, b""));
+                        n += 1;
+                    }
+                    if write.write_all(&batch).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                // Dropping the write half sends FIN.
+            })
+        };
+        // The client reads nothing for a while: the server's acks pile up
+        // in its socket, unsent (the client's receive window is small).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let Running {
+            shutdown,
+            totals,
+            task,
+            ..
+        } = server;
+        shutdown.shutdown();
+        // The server has answered what it received and closed its side,
+        // while this client kept sending; only now does it read.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let acked = read_ordered_acks(&mut read, 1).await;
+        stop.store(true, Ordering::Relaxed);
+        writer.await.expect("writer");
+        task.await.expect("server task").expect("server ran");
+        let sent = totals.acks.load(Ordering::Relaxed);
+        assert!(
+            sent > 1000,
+            "the test needs acks waiting in the socket: {totals}"
+        );
+        assert_eq!(
+            acked, sent,
+            "acks written by the server were lost ({totals})"
+        );
     })
     .await
     .expect("bounded");
