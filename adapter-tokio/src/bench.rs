@@ -360,10 +360,12 @@ async fn show_progress(done: Arc<AtomicU64>, measure_from: Instant) {
     let mut last = 0;
     loop {
         tick.tick().await;
+        if Instant::now() < measure_from {
+            eprint!("\r\x1b[2K  warming up");
+            continue;
+        }
         let now = done.load(Ordering::Relaxed);
-        let secs = Instant::now()
-            .saturating_duration_since(measure_from)
-            .as_secs_f64();
+        let secs = measure_from.elapsed().as_secs_f64();
         eprint!(
             "\r\x1b[2K{secs:6.1} s  {now:>12} acks  {:>10} req/s",
             now - last

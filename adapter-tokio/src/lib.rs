@@ -20,6 +20,10 @@
 //! 3. feed what happened to the core (`handle_input_appended`, `handle_eof`,
 //!    `handle_timeout`, `close`) and go to 1.
 //!
+//! Once the core is closed, a peer that may still be sending (no EOF seen)
+//! gets FIN after its acks and a short linger (input read and discarded
+//! until it closes or falls quiet), so that no ack is lost to a reset.
+//!
 //! The task waits for readability without a buffer and asks the core for
 //! its input buffer only when there is something to read, so an idle
 //! connection holds no read buffer; the core gives its buffers back when
