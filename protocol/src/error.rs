@@ -144,6 +144,13 @@ pub enum CloseReason {
         /// The ack's kind.
         kind: RequestKind,
     },
+    /// The local side cut the connection before it was done: a shutdown
+    /// deadline passed, or the socket failed.
+    #[error("aborted: {why}")]
+    Aborted {
+        /// What cut it, e.g. `"shutdown deadline passed with requests unanswered"`.
+        why: &'static str,
+    },
 }
 
 impl CloseReason {
@@ -167,6 +174,7 @@ impl CloseReason {
             Self::ResponseTimeout { .. } => "response_timeout",
             Self::AckMismatch { .. } => "ack_mismatch",
             Self::UnsolicitedAck { .. } => "unsolicited_ack",
+            Self::Aborted { .. } => "aborted",
         }
     }
 

@@ -54,7 +54,7 @@
 //! use std::net::{Shutdown, TcpListener};
 //! use std::time::{Duration, Instant};
 //!
-//! use protocol::{AckResult, ServerConfig, ServerConnection};
+//! use protocol::{AckResult, CloseMode, ServerConfig, ServerConnection};
 //!
 //! fn main() -> std::io::Result<()> {
 //!     let listener = TcpListener::bind("127.0.0.1:8888")?;
@@ -89,6 +89,13 @@
 //!         }
 //!     }
 //!     println!("{peer}: closed: {:?}", conn.close_reason());
+//!     // 3. Close without letting a reset destroy acks the peer has not read.
+//!     if let CloseMode::Linger { max, quiet } = conn.close_mode() {
+//!         stream.shutdown(Shutdown::Write).ok();
+//!         let until = Instant::now() + max;
+//!         stream.set_read_timeout(Some(quiet))?;
+//!         while Instant::now() < until && matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+//!     }
 //!     stream.shutdown(Shutdown::Both).ok();
 //!     Ok(())
 //! }
@@ -109,6 +116,7 @@
 //! | `frame_timeout` (slowloris) | 30 s | [`ServerConfig`] |
 //! | `write_stall_timeout` | 30 s | [`ServerConfig`], [`ClientConfig`] |
 //! | `require_conn` | false | [`ServerConfig`] |
+//! | `linger` / `linger_quiet` (lingering close, see [`CloseMode`]) | 2 s / 250 ms | [`ServerConfig`] |
 //! | `max_in_flight` | 4096 | [`ClientConfig`] |
 //! | `response_timeout` | 30 s | [`ClientConfig`] |
 //!
@@ -147,4 +155,4 @@ pub use packet::{
     ACK_BODY_LEN, ACK_FRAME_LEN, AckResult, CommandId, ID_LEN, IdGenerator, MessageId, Packet,
     REQUEST_OVERHEAD, RequestKind, ack_frame, encode_ack, encode_request, request_header,
 };
-pub use server::{Request, ServerConfig, ServerConnection};
+pub use server::{CloseMode, Request, ServerConfig, ServerConnection};

@@ -39,6 +39,36 @@ pub struct ServerConfig {
     /// Answer Submits with result 1 until a `Conn` was acked with result 0.
     /// Default `false` (the seed's client never sends `Conn`).
     pub require_conn: bool,
+    /// How long a closed connection whose peer may still be sending keeps
+    /// reading and discarding after its FIN, so that a reset does not
+    /// destroy acks the peer has not read yet (see [`CloseMode`]).
+    /// Default 2 s; `None` closes at once.
+    pub linger: Option<Duration>,
+    /// While lingering, the connection closes once the peer has sent
+    /// nothing for this long. Default 250 ms.
+    pub linger_quiet: Duration,
+}
+
+/// How to close the socket once [`ServerConnection::is_closed`].
+///
+/// A socket closed while its peer is still sending answers the peer's next
+/// bytes with a reset, and the reset makes the peer's kernel drop what it
+/// had not delivered yet: acks a slow reader had not taken are lost. So a
+/// peer that may still be sending gets a lingering close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// Shut the socket down and drop it: the peer sent FIN, takes nothing
+    /// (write stall), or the connection was aborted.
+    Immediate,
+    /// Shut down the write side (FIN after the last ack), then read and
+    /// discard until the peer closes, sends nothing for `quiet`, or `max`
+    /// has passed; then drop the socket. Hold no buffer while waiting.
+    Linger {
+        /// The longest the whole linger may take.
+        max: Duration,
+        /// Close once the peer is quiet for this long.
+        quiet: Duration,
+    },
 }
 
 impl Default for ServerConfig {
@@ -52,6 +82,8 @@ impl Default for ServerConfig {
             frame_timeout: Some(Duration::from_secs(30)),
             write_stall_timeout: Some(Duration::from_secs(30)),
             require_conn: false,
+            linger: Some(Duration::from_secs(2)),
+            linger_quiet: Duration::from_millis(250),
         }
     }
 }
@@ -329,6 +361,27 @@ impl ServerConnection {
     /// the connection may still have acks to write.
     pub fn is_input_done(&self) -> bool {
         self.input != Input::Open
+    }
+
+    /// How to close the socket now that the connection is done (the
+    /// answer is only meaningful once [`is_closed`](Self::is_closed)).
+    pub fn close_mode(&self) -> CloseMode {
+        let peer_done = matches!(
+            self.reason,
+            None | Some(
+                CloseReason::PeerClosed
+                    | CloseReason::TruncatedFrame { .. }
+                    | CloseReason::WriteStall { .. }
+                    | CloseReason::Aborted { .. }
+            )
+        ) || self.input == Input::Eof;
+        match self.config.linger {
+            Some(max) if !peer_done && !max.is_zero() => CloseMode::Linger {
+                max,
+                quiet: self.config.linger_quiet,
+            },
+            _ => CloseMode::Immediate,
+        }
     }
 
     /// Why the connection ended (or is ending), once known.

@@ -845,3 +845,53 @@ proptest! {
         prop_assert!(!p.client.is_closed());
     }
 }
+
+#[test]
+fn close_mode_lingers_only_while_the_peer_may_still_be_sending() {
+    use protocol::CloseMode;
+    let linger = CloseMode::Linger {
+        max: Duration::from_secs(2),
+        quiet: Duration::from_millis(250),
+    };
+    // Peer sent FIN: nothing more will come, close at once.
+    let mut p = Pair::default();
+    p.client.submit(b"x", p.now).unwrap();
+    p.drive();
+    p.server.handle_eof(p.now);
+    assert!(p.server.is_closed());
+    assert_eq!(p.server.close_mode(), CloseMode::Immediate);
+    // Local close (shutdown) and protocol errors: the peer may be sending.
+    let mut p = Pair::default();
+    p.server.close(p.now);
+    assert!(p.server.is_closed());
+    assert_eq!(p.server.close_mode(), linger);
+    let t = Instant::now();
+    let mut server = ServerConnection::new(ServerConfig::default(), t);
+    server.handle_input(&[0, 0, 0, 5, 0x7f], t);
+    assert!(server.is_closed());
+    assert_eq!(server.close_mode(), linger);
+    // A write stall: the peer takes nothing, lingering would only wait.
+    server.abort(CloseReason::Aborted { why: "test" });
+    let config = ServerConfig {
+        write_stall_timeout: Some(Duration::from_secs(1)),
+        ..ServerConfig::default()
+    };
+    let mut p = Pair::new(config, ClientConfig::default());
+    p.client_reads = false;
+    p.client.submit(b"x", p.now).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(1));
+    assert_eq!(
+        p.server.close_reason().map(CloseReason::kind),
+        Some("write_stall")
+    );
+    assert_eq!(p.server.close_mode(), CloseMode::Immediate);
+    // Lingering can be turned off.
+    let config = ServerConfig {
+        linger: None,
+        ..ServerConfig::default()
+    };
+    let mut server = ServerConnection::new(config, t);
+    server.close(t);
+    assert_eq!(server.close_mode(), CloseMode::Immediate);
+}
