@@ -17,7 +17,7 @@ use adapter_common::{
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use protocol::{AckResult, CloseReason, ServerConfig, ServerConnection};
+use protocol::{AckResult, CloseMode, CloseReason, ServerConfig, ServerConnection};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{Notify, oneshot, watch};
 
@@ -412,46 +412,35 @@ async fn serve_connection<S: Socket, H: Handler>(
             end.as_ref().err()
         )
     );
-    // The peer may still be sending (no EOF seen): linger, so that the acks
-    // just written are not lost to a reset. Not after a write stall: that
-    // peer takes nothing, and its output was dropped already.
-    let peer_may_send = end.is_ok()
-        && !matches!(
-            conn.close_reason(),
-            Some(
-                CloseReason::PeerClosed
-                    | CloseReason::TruncatedFrame { .. }
-                    | CloseReason::WriteStall { .. }
-            )
-        );
-    if peer_may_send {
-        let until = Instant::now() + LINGER;
-        linger(&mut socket, deadline.map_or(until, |d| d.min(until))).await;
-    } else if end.is_ok() {
-        socket.shutdown_write();
+    // The core says whether the peer may still be sending, and so whether
+    // closing now could let a reset destroy acks it has not read.
+    match conn.close_mode() {
+        CloseMode::Linger { max, quiet } if end.is_ok() => {
+            let until = Instant::now() + max;
+            let until = deadline.map_or(until, |d| d.min(until));
+            linger(&mut socket, until, quiet).await;
+        }
+        _ if end.is_ok() => socket.shutdown_write(),
+        _ => {}
     }
     drop(socket);
     drop(guard);
 }
-
-/// The longest a closed connection lingers (see [`linger`]), and the
-/// longest it waits for the peer's next bytes while it does.
-const LINGER: Duration = Duration::from_secs(2);
-const LINGER_QUIET: Duration = Duration::from_millis(250);
 
 /// Closes without losing the last acks. A socket closed while its peer
 /// is still sending answers the peer's next bytes with RST, and the reset
 /// makes the kernel drop what it still had to send: acks not yet taken by
 /// a slow reader are lost. So: send FIN after the acks (the peer reads
 /// every ack, then EOF), then read and discard while the peer keeps
-/// sending, until it closes too, falls quiet for [`LINGER_QUIET`] (a quiet
-/// peer sends nothing that could trigger the reset), or `until` passes.
+/// sending, until it closes too, falls quiet for `quiet` (a quiet peer
+/// sends nothing that could trigger the reset), or `until` passes. The
+/// core decides when and how long ([`ServerConnection::close_mode`]).
 /// No buffer is held while waiting.
-async fn linger<S: Socket>(socket: &mut S, until: Instant) {
+async fn linger<S: Socket>(socket: &mut S, until: Instant, quiet: Duration) {
     socket.shutdown_write();
     let until = tokio::time::Instant::from_std(until);
     loop {
-        let quiet = (tokio::time::Instant::now() + LINGER_QUIET).min(until);
+        let quiet = (tokio::time::Instant::now() + quiet).min(until);
         let ready = tokio::time::timeout_at(quiet, poll_fn(|cx| socket.poll_read_ready(cx))).await;
         if !matches!(ready, Ok(Ok(()))) {
             return;
@@ -534,14 +523,16 @@ async fn drive<S: Socket, H: Handler>(
         if let Some(at) = *deadline
             && now >= at
         {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "cut at the shutdown deadline with {} request(s) unanswered and {} byte(s) unsent",
-                    conn.pending_requests(),
-                    conn.pending_output()
-                ),
-            ));
+            tracing::warn!(
+                peer,
+                "cut at the shutdown deadline with {} request(s) unanswered and {} byte(s) unsent",
+                conn.pending_requests(),
+                conn.pending_output()
+            );
+            conn.abort(CloseReason::Aborted {
+                why: "shutdown deadline passed with the connection still busy",
+            });
+            return Ok(());
         }
         timer.arm(conn.poll_timeout());
         timer.arm(*deadline);

@@ -407,7 +407,7 @@ async fn shutdown_deadline_cuts_a_connection_whose_answer_never_comes() {
         assert_eq!(read_ordered_acks(&mut stuck, 1).await, 0);
         assert_eq!(totals.open_now(), 0);
         let line = totals.to_string();
-        assert!(line.contains("io_error=1"), "{line}");
+        assert!(line.contains("aborted=1"), "{line}");
     })
     .await
     .expect("bounded");
