@@ -19,9 +19,28 @@ const PIPELINES: [u32; 4] = [1, 4, 16, 64];
 const SMALL: u32 = 32;
 /// adapter-async-std builds only the async-std runtime by default; the
 /// report runs its binary on both (ADAPTER_RUNTIME=async-std and =smol).
-const SMOL_FEATURE: &str = "adapter-async-std/smol";
-const BUILD_COMMAND: &str = "cargo build --release -p adapter-tokio -p adapter-std \
-                             -p adapter-async-std --features adapter-async-std/smol";
+///
+/// Two cargo invocations: `--features adapter-async-std/smol` next to other
+/// `-p` packages does not turn the feature on (cargo 1.95 builds the binary
+/// without it), `-p adapter-async-std --features smol` does.
+const BUILDS: [&[&str]; 2] = [
+    &[
+        "build",
+        "--release",
+        "-p",
+        "adapter-tokio",
+        "-p",
+        "adapter-std",
+    ],
+    &[
+        "build",
+        "--release",
+        "-p",
+        "adapter-async-std",
+        "--features",
+        "async-std,smol",
+    ],
+];
 
 fn point(transport: Transport, payload: u32, conns: u32, pipeline: u32) -> Point {
     Point {
@@ -143,24 +162,26 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
             .into());
         }
     }
-    let redis = if args.no_redis {
-        None
-    } else {
-        match (
-            find_on_path("redis-server"),
-            find_on_path("redis-benchmark"),
-        ) {
-            (Some(s), Some(b)) => Some((s, b)),
-            _ => None,
-        }
+    let installed = match (
+        find_on_path("redis-server"),
+        find_on_path("redis-benchmark"),
+    ) {
+        (Some(s), Some(b)) => Some((s, b)),
+        _ => None,
     };
-    let redis_version = match &redis {
-        Some((srv, _)) => Some(
-            capture(Command::new(srv).arg("--version"), "redis-server --version")
-                .map(|v| parse_redis_version(&v).unwrap_or(v.trim().to_string()))?,
-        ),
+    let redis_version = match &installed {
+        Some((srv, _)) => {
+            let v = capture(Command::new(srv).arg("--version"), "redis-server --version")
+                .map(|v| parse_redis_version(&v).unwrap_or(v.trim().to_string()))?;
+            Some(if args.no_redis {
+                format!("{v}, left out (--no-redis)")
+            } else {
+                v
+            })
+        }
         None => None,
     };
+    let redis = if args.no_redis { None } else { installed };
     let tools = Tools {
         workspace: workspace.clone(),
         bin_dir,
@@ -224,6 +245,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
                         results.record(p, server, run, Some(s));
                     }
                     Err(e) => {
+                        children::halt_if_interrupted();
                         eprintln!("FAILED: {e}");
                         results
                             .failures
@@ -255,6 +277,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
                 mem.push(m);
             }
             Err(e) => {
+                children::halt_if_interrupted();
                 eprintln!("FAILED: {e}");
                 results
                     .failures
@@ -269,6 +292,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
     } else {
         workspace.join(&args.out)
     };
+    children::halt_if_interrupted();
     let charts = write_charts(&out, &results)?;
     let meta = Meta {
         date: report::fmt_utc(
@@ -296,6 +320,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
         wall_secs: started.elapsed().as_secs(),
     };
     let md = report::render(&meta, &results, &mem);
+    children::halt_if_interrupted();
     let md_path = out.join("benchmarks.md");
     std::fs::write(&md_path, md).map_err(|e| format!("writing {}: {e}", md_path.display()))?;
     eprintln!(
@@ -433,7 +458,8 @@ fn commands(tools: &Tools, duration: u64) -> Vec<String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut c = vec![
         format!("cargo xtask {}", args.join(" ")),
-        BUILD_COMMAND.to_string(),
+        format!("cargo {}", BUILDS[0].join(" ")),
+        format!("cargo {}", BUILDS[1].join(" ")),
         "# servers (--unix PATH instead of --addr for Unix-socket points):".to_string(),
     ];
     for s in Server::ADAPTERS {
@@ -488,28 +514,19 @@ fn workspace_root() -> PathBuf {
 }
 
 fn build(cargo: &OsString, workspace: &Path) -> Result<()> {
-    eprintln!("xtask: {BUILD_COMMAND}");
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace).args([
-        "build",
-        "--release",
-        "-p",
-        "adapter-tokio",
-        "-p",
-        "adapter-std",
-        "-p",
-        "adapter-async-std",
-        "--features",
-        SMOL_FEATURE,
-    ]);
-    let proc = children::spawn(cmd, "cargo build", Output::Inherit, Duration::from_secs(5))?;
-    let (status, _) = proc.wait_output(Duration::from_secs(3600))?;
-    if !status.success() {
-        return Err(format!("cargo build --release of the adapters failed ({status})").into());
+    for args in BUILDS {
+        let line = format!("cargo {}", args.join(" "));
+        eprintln!("xtask: {line}");
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace).args(args);
+        let proc = children::spawn(cmd, "cargo build", Output::Inherit, Duration::from_secs(5))?;
+        let (status, _) = proc.wait_output(Duration::from_secs(3600))?;
+        if !status.success() {
+            return Err(format!("`{line}` failed ({status})").into());
+        }
     }
     Ok(())
 }
-
 /// The target directory cargo uses (CARGO_TARGET_DIR, config, or
 /// `<workspace>/target`), from `cargo metadata`.
 fn target_dir(cargo: &OsString, workspace: &Path) -> Result<PathBuf> {

@@ -108,6 +108,17 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// After SIGINT/SIGTERM the signal thread is stopping the children and
+/// will exit the process: the calling thread must not start anything or
+/// write a partial report meanwhile, so it waits here for the exit.
+pub fn halt_if_interrupted() {
+    if registry().shutting_down {
+        loop {
+            thread::park();
+        }
+    }
+}
+
 /// Registers a directory the signal handler removes on the way out.
 pub fn register_temp_dir(dir: PathBuf) {
     registry().temp_dirs.push(dir);
@@ -192,9 +203,13 @@ pub fn spawn(mut cmd: Command, name: &str, output: Output, grace: Duration) -> R
             cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
         }
     }
+    halt_if_interrupted();
     let mut r = registry();
     if r.shutting_down {
-        return Err("shutting down: not starting anything new".into());
+        // The signal came between the check above and the lock.
+        drop(r);
+        halt_if_interrupted();
+        return Err("interrupted".into());
     }
     let mut child = cmd
         .spawn()

@@ -246,7 +246,7 @@ fn render_memory(w: &mut String, memory: &[MemoryResult]) {
          connections open (opened by the xtask process, which sends nothing; each step waits \
          until the server holds them all). KiB/conn is the growth over the start figure \
          divided by the connections; RSS moves in 4 KiB pages, so the 1-connection figure is \
-         noise. Every server runs with `--max-connections 11000` (Redis: `--maxclients \
+         noise. VmRSS counts the process's own pages, not the kernel's socket buffers. Every server runs with `--max-connections 11000` (Redis: `--maxclients \
          11000`). adapter-std spawns a thread per connection, so its figure includes each \
          thread's resident stack pages.\n",
         list.join(", ")
