@@ -12,7 +12,7 @@ use adapter_common::{
     AcceptBackoff, Endpoint, RateLimiter, ServerTotals, SocketOptions, StdListener, bind,
     cli::ServeArgs, configure_tcp, conn_closed_line, is_transient_accept_error, remove_unix_socket,
 };
-use protocol::{AckResult, ConnectionStats, Request, ServerConfig, ServerConnection};
+use protocol::{AckResult, CloseMode, ConnectionStats, Request, ServerConfig, ServerConnection};
 use tracing::{debug, error, info, warn};
 
 use crate::stream::{SocketTimeout, Stream, is_timeout};
@@ -492,6 +492,13 @@ impl ConnCtx {
         }
         let mut conn = ServerConnection::new(self.config.clone(), started);
         let io_error = self.serve(stream, &mut conn, &peer).err();
+        // While the server stops, the read side was shut down to wake this
+        // thread: reads return 0 once the queue is empty, so lingering
+        // cannot tell a quiet peer from a busy one. Close at once then
+        // (a slow reader that keeps sending may lose its last acks).
+        if io_error.is_none() && !self.shared.stopping.load(Ordering::Acquire) {
+            close_gracefully(stream, conn.close_mode());
+        }
         let stats = conn.stats();
         let reason = conn.close_reason();
         info!(
@@ -565,6 +572,34 @@ impl ConnCtx {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+    }
+}
+
+/// Closes the way the core says: FIN after the last ack, and while the
+/// peer may still be sending, read and discard until it closes, goes quiet
+/// or the linger ends, so that a reset does not destroy acks it has not
+/// read yet. The shutdown deadline's `shutdown(Both)` cuts it short.
+fn close_gracefully(stream: &Stream, mode: CloseMode) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let CloseMode::Linger { max, quiet } = mode else {
+        return;
+    };
+    let until = Instant::now() + max;
+    let mut sink = [0u8; 4096];
+    let mut reader = stream;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let wait = quiet.min(left).max(Duration::from_millis(1));
+        if stream.set_read_timeout(Some(wait)).is_err() {
+            return;
+        }
+        match reader.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }
