@@ -53,6 +53,8 @@ pub fn render(meta: &Meta, results: &Results, memory: &[MemoryResult]) -> String
         );
     }
 
+    render_headline(w, results);
+
     let _ = writeln!(w, "## Machine\n");
     let _ = writeln!(w, "| | |\n|---|---|");
     let _ = writeln!(w, "| CPU | {} ({} cores) |", meta.cpu_model, meta.cores);
@@ -151,6 +153,71 @@ fn servers_in(results: &Results, points: &[Point]) -> Vec<Server> {
     s.sort();
     s.dedup();
     s
+}
+
+/// The reference points of issue 4 (TCP, 32 B): req/s and its ratio to
+/// Redis per server, and server CPU per request at 50 × 16.
+fn render_headline(w: &mut String, results: &Results) {
+    let points: Vec<Point> = [(1, 1), (50, 1), (50, 16), (1, 64)]
+        .into_iter()
+        .map(|(conns, pipeline)| Point {
+            transport: Transport::Tcp,
+            payload: 32,
+            pipeline,
+            conns,
+        })
+        .filter(|p| results.samples.keys().any(|(q, _)| q == p))
+        .collect();
+    if points.is_empty() {
+        return;
+    }
+    let servers = servers_in(results, &points);
+    let has_redis = servers.contains(&Server::Redis);
+    let _ = writeln!(w, "## Summary\n");
+    let _ = writeln!(
+        w,
+        "TCP, 32 B payload: requests/s, median of {} run(s){}.\n",
+        results.runs,
+        if has_redis {
+            ", and in parentheses the ratio to Redis taken run by run"
+        } else {
+            ""
+        }
+    );
+    let _ = write!(w, "| conns × pipeline |");
+    for s in &servers {
+        let _ = write!(w, " {s} |");
+    }
+    let _ = write!(w, "\n|---|");
+    for _ in &servers {
+        let _ = write!(w, "---:|");
+    }
+    let _ = writeln!(w);
+    for p in &points {
+        let _ = write!(w, "| {} × {} |", p.conns, p.pipeline);
+        for s in &servers {
+            let cell = match results.summary(*p, *s) {
+                None => "–".to_string(),
+                Some(sum) => match results.ratio(*p, *s, Server::Redis) {
+                    Some(r) if has_redis && *s != Server::Redis => {
+                        format!("{} ({r:.2}×)", fmt_rps(sum.rps.median))
+                    }
+                    _ => fmt_rps(sum.rps.median),
+                },
+            };
+            let _ = write!(w, " {cell} |");
+        }
+        let _ = writeln!(w);
+    }
+    if let Some(p) = points.iter().find(|p| p.conns == 50 && p.pipeline == 16) {
+        let _ = write!(w, "| server CPU µs/req at 50 × 16 |");
+        for s in &servers {
+            let cpu = results.summary(*p, *s).and_then(|x| x.cpu_us_per_req);
+            let _ = write!(w, " {} |", opt(cpu, |c| format!("{c:.2}")));
+        }
+        let _ = writeln!(w);
+    }
+    let _ = writeln!(w);
 }
 
 /// Median req/s, one row per point, one column per server.
@@ -425,6 +492,11 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 1 | 1 | adapter-std | failed |"));
+        assert!(md.contains("## Summary"));
+        assert!(
+            md.contains("| 1 × 1 | 150.0 k (1.50×) | – | 100.0 k |"),
+            "{md}"
+        );
         assert!(md.contains("- TCP 32 B 1x1 adapter-std run 1: refused \\| closed"));
         assert!(md.contains("![req/s, pipeline 1](bench-p1.svg)"));
         assert!(md.contains("**Quick run**"));
