@@ -117,6 +117,7 @@ impl Harness {
             frame_timeout: ms(c.frame_ms),
             write_stall_timeout: ms(c.stall_ms),
             require_conn: c.require_conn,
+            ..ServerConfig::default()
         };
         let now = base();
         Self {
