@@ -204,6 +204,8 @@ impl ServerConnection {
     }
 
     /// Processes `n` bytes just appended to [`input_buffer`](Self::input_buffer).
+    /// `n` may be 0 (a read that found nothing): the buffer is then given
+    /// back if it holds nothing, so an idle connection keeps no memory.
     pub fn handle_input_appended(&mut self, n: usize, now: Instant) {
         if self.input != Input::Open {
             // Input is over: what was appended after it is not part of the
