@@ -20,7 +20,9 @@ use tracing::{error, info, warn};
 const RUNTIME_HELP: &str = "\
 Runtime: set ADAPTER_RUNTIME=async-std or ADAPTER_RUNTIME=smol (default: \
 async-std when built with it, else smol). A runtime this binary was built \
-without (cargo features `async-std`, `smol`) is refused with exit code 2.";
+without (cargo features `async-std`, `smol`) is refused with exit code 2. \
+Worker threads (default: one per core): ASYNC_STD_THREAD_COUNT=N on \
+async-std, SMOL_THREADS=N on smol (the main thread runs tasks too there).";
 
 /// The protocol's server and client over futures-io, on async-std or smol.
 #[derive(Debug, Parser)]
@@ -163,13 +165,15 @@ fn serve<R: Runtime>(rt: R, args: ServeArgs) -> ExitCode {
 }
 
 async fn watch_signals(mut signals: Signals, stop: ShutdownHandle, timeout: u64) {
+    // Act first, log second: a log line can fail (a closed stderr makes
+    // tracing-subscriber's fallback eprintln! panic), the shutdown must not.
     if let Some(Ok(sig)) = signals.next().await {
-        info!("received {sig:?}: shutting down gracefully (deadline {timeout}s)");
         stop.shutdown();
+        info!("received {sig:?}: shutting down gracefully (deadline {timeout}s)");
     }
     if let Some(Ok(sig)) = signals.next().await {
-        warn!("received {sig:?} again: cutting every connection now");
         stop.abort();
+        warn!("received {sig:?} again: cutting every connection now");
     }
 }
 

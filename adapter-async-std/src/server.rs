@@ -442,11 +442,12 @@ async fn serve_connection<R: Runtime, H: Handler>(
     drop(stream);
     let stats = conn.stats();
     let reason = conn.close_reason();
+    // Count before logging: the log line is the part that can fail.
+    totals.connection_closed(&stats, if io_error.is_some() { None } else { reason });
     info!(
         "{}",
         conn_closed_line(&peer, started.elapsed(), &stats, reason, io_error.as_ref())
     );
-    totals.connection_closed(&stats, if io_error.is_some() { None } else { reason });
 }
 
 enum Outcome {

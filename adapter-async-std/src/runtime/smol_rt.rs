@@ -49,14 +49,17 @@ impl Smol {
         Ok(Self { ex })
     }
 
-    /// The process-wide runtime: one worker thread per core, started on
-    /// first use. If no thread could be started, tasks run only while a
+    /// The process-wide runtime: `SMOL_THREADS` worker threads (smol's
+    /// own variable; default one per core), started on first use. If no thread could be started, tasks run only while a
     /// thread is inside [`Runtime::block_on`].
     pub fn global() -> Self {
         static GLOBAL: OnceLock<Smol> = OnceLock::new();
         GLOBAL
             .get_or_init(|| {
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let threads = std::env::var("SMOL_THREADS")
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
                 Self::new(threads).unwrap_or_else(|e| {
                     tracing::error!("cannot start smol worker threads: {e}");
                     Self {
