@@ -1,6 +1,8 @@
 //! The behaviour suite every adapter's server runs: one scenario per socket
 //! behaviour of `shared/PROTOCOL.md` (1-9) plus pipelining, graceful
-//! shutdown, max connections and malformed-frame isolation.
+//! shutdown, max connections, malformed-frame isolation, and hostile peers
+//! by the hundred (huge declared lengths, slowloris, slow consumers) with
+//! the server's memory measured ([`process`]).
 //!
 //! The client side of every scenario is plain blocking std sockets and the
 //! `protocol` codec, so the suite judges any server the same way. An adapter
@@ -29,6 +31,7 @@ use std::time::Duration;
 pub use adapter_common::{Endpoint, SocketOptions};
 use protocol::{AckResult, RequestKind, ServerConfig};
 
+pub mod process;
 pub mod scenarios;
 pub mod support;
 

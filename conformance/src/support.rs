@@ -325,6 +325,31 @@ impl TestClient {
         }
     }
 
+    /// Connects to a Unix socket with a small SO_SNDBUF (set before
+    /// connecting). On a Unix stream socket the sender's buffer bounds what
+    /// waits unread on the receiving side too, so a server that stops
+    /// reading from this client soon makes its writes wait.
+    pub fn connect_unix_small_buffer(
+        path: &std::path::Path,
+        name: impl Into<String>,
+        size: usize,
+    ) -> Self {
+        let name = name.into();
+        let connect = || -> io::Result<UnixStream> {
+            let sock = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+            sock.set_send_buffer_size(size)?;
+            sock.connect(&SockAddr::unix(path)?)?;
+            Ok(sock.into())
+        };
+        match connect() {
+            Ok(s) => Self::from_stream(Stream::Unix(s), name),
+            Err(e) => panic!(
+                "{name}: cannot connect to unix:{} with a {size}-byte send buffer: {e}",
+                path.display()
+            ),
+        }
+    }
+
     fn from_stream(stream: Stream, name: String) -> Self {
         Self {
             name,
@@ -343,6 +368,11 @@ impl TestClient {
     /// The socket.
     pub fn stream(&self) -> &Stream {
         &self.stream
+    }
+
+    /// The socket, to write to it directly (non-blocking drivers).
+    pub fn stream_mut(&mut self) -> &mut Stream {
+        &mut self.stream
     }
 
     /// The next id of this client's counter (00000001, 00000002, ...).

@@ -6,6 +6,7 @@
 
 mod app;
 mod basic;
+mod crowds;
 mod fairness;
 mod flow;
 mod hostile;
@@ -22,6 +23,10 @@ pub use basic::{
     fifty_clients_pipelining_200_submits_get_every_ack_in_order,
     frame_split_anywhere_is_answered_once_complete,
     several_frames_in_one_write_are_all_answered_in_order, silent_connection_does_not_delay_others,
+};
+pub use crowds::{
+    huge_declared_lengths_cost_no_memory, slow_consumers_are_bounded_and_closed_by_write_stall,
+    slowloris_many_connections_all_closed_at_frame_timeout,
 };
 pub use fairness::flooding_clients_starve_no_connection;
 pub use flow::backpressure_stops_reading_from_a_client_that_does_not_read;
@@ -85,11 +90,44 @@ macro_rules! behaviour_suite {
             slowloris_partial_frame_is_closed_by_frame_timeout,
             restarted_server_binds_the_same_port_through_time_wait,
         );
+        // Hostile peers by the hundred: each runs while no other scenario
+        // of the binary does (see `process::exclusive_turn`).
+        $crate::behaviour_suite!(@exclusive $harness;
+            slowloris_many_connections_all_closed_at_frame_timeout,
+        );
+        // These also measure the process' resident memory (the server runs
+        // in it): each runs alone in a child process, see `process::run_alone`.
+        $crate::behaviour_suite!(@alone $harness;
+            huge_declared_lengths_cost_no_memory,
+            slow_consumers_are_bounded_and_closed_by_write_stall,
+        );
+    };
+    (@alone $harness:expr; $($scenario:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $scenario() {
+                let _turn = $crate::process::exclusive_turn();
+                $crate::process::run_alone(
+                    concat!(module_path!(), "::", stringify!($scenario)),
+                    || $crate::scenarios::$scenario(&$harness),
+                )
+            }
+        )*
+    };
+    (@exclusive $harness:expr; $($scenario:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $scenario() {
+                let _turn = $crate::process::exclusive_turn();
+                $crate::scenarios::$scenario(&$harness)
+            }
+        )*
     };
     (@tests $harness:expr; $($scenario:ident),* $(,)?) => {
         $(
             #[test]
             fn $scenario() {
+                let _turn = $crate::process::shared_turn();
                 $crate::scenarios::$scenario(&$harness)
             }
         )*

@@ -213,7 +213,7 @@ pub fn slowloris_partial_frame_is_closed_by_frame_timeout(h: &dyn Harness) {
 
 /// True once the server has reset the connection: SO_ERROR is set, or a
 /// non-blocking write of more of `more` fails. Consumes what it writes.
-fn probe_reset(stream: &mut Stream, more: &mut Vec<u8>) -> bool {
+pub(crate) fn probe_reset(stream: &mut Stream, more: &mut Vec<u8>) -> bool {
     if let Ok(Some(_)) = stream.take_error() {
         return true;
     }
