@@ -243,3 +243,71 @@ fn help_documents_the_runtime_variable() {
     assert!(help.contains("ADAPTER_RUNTIME"), "{help}");
     assert!(help.contains("--max-connections"), "{help}");
 }
+
+/// The server's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// Raises this process's open-file limit (children inherit it); false if
+/// the hard limit is too low.
+fn raise_nofile(want: u64) -> bool {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_max < want {
+            return false;
+        }
+        lim.rlim_cur = lim.rlim_cur.max(want);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+    }
+}
+
+/// 10,000 idle connections: under 2 KiB resident each in the server.
+/// Ignored by default: it needs ~11,000 file descriptors in this process and in the server. Run with
+/// `cargo test -p adapter-async-std --release --test binary -- --ignored --nocapture`.
+fn idle_connections_cost_under_2_kib_each(runtime: &str) {
+    const CONNS: usize = 10_000;
+    assert!(
+        raise_nofile(CONNS as u64 + 1000),
+        "RLIMIT_NOFILE hard limit too low for {CONNS} connections"
+    );
+    let serve = Serve::start(runtime, &[]);
+    let pid = serve.child.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kib(pid);
+    let mut conns = Vec::with_capacity(CONNS);
+    for _ in 0..CONNS {
+        conns.push(std::net::TcpStream::connect(&serve.addr).expect("connect"));
+    }
+    // Let the server accept and park every connection.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_kib(pid);
+    let per_conn = (after.saturating_sub(before) * 1024) / CONNS as u64;
+    eprintln!(
+        "{runtime}: {CONNS} idle connections: rss {before} KiB -> {after} KiB, {per_conn} bytes each"
+    );
+    drop(conns);
+    assert!(per_conn < 2048, "{per_conn} bytes per idle connection");
+}
+
+#[test]
+#[ignore = "needs ~11,000 file descriptors; run with --ignored"]
+fn idle_connections_cost_under_2_kib_each_async_std() {
+    idle_connections_cost_under_2_kib_each("async-std");
+}
+
+#[test]
+#[ignore = "needs ~11,000 file descriptors; run with --ignored"]
+fn idle_connections_cost_under_2_kib_each_smol() {
+    idle_connections_cost_under_2_kib_each("smol");
+}
