@@ -52,6 +52,20 @@ impl Conn {
         Ok(())
     }
 
+    /// This end's address (the peer the server's log names).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
+    /// Owes the acks of `n` Submits with the next ids, sent by hand (in
+    /// [`send_raw`](Self::send_raw) bytes).
+    pub fn expect_acks_for(&mut self, n: u32) {
+        for _ in 0..n {
+            self.owed.push(self.next);
+            self.next += 1;
+        }
+    }
+
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream

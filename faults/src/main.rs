@@ -22,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cases::fd_exhaustion::FdArgs;
 use crate::cases::fuzz::FuzzArgs;
+use crate::cases::hostile::HostileArgs;
 use crate::cases::scale::ScaleArgs;
 use crate::cases::shutdown::ShutdownArgs;
 use crate::cases::slowloris::SlowlorisArgs;
@@ -58,6 +59,10 @@ struct Common {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Malformed input, each on its own connection after two Submits: the
+    /// acks, then a close whose logged reason names it; then 200 huge
+    /// declared lengths with the server's own memory measured.
+    Hostile(HostileArgs),
     /// Run the server with a low RLIMIT_NOFILE and open more connections
     /// than it allows: it logs the failing accepts, keeps running, and
     /// serves the waiting connections as soon as descriptors free up.
@@ -144,6 +149,7 @@ fn run(cli: Cli) -> Result<Vec<Row>, String> {
         }
     }
     let rows = match cli.command {
+        Cmd::Hostile(a) => cases::hostile::run(&bins, &adapters, &a),
         Cmd::FdExhaustion(a) => cases::fd_exhaustion::run(&bins, &adapters, &a),
         Cmd::ShutdownUnderLoad(a) => cases::shutdown::run(&bins, &adapters, &a),
         Cmd::Slowloris(a) => cases::slowloris::run(&bins, &adapters, &a),
@@ -152,6 +158,11 @@ fn run(cli: Cli) -> Result<Vec<Row>, String> {
         Cmd::Fuzz(a) => cases::fuzz::run(&a),
         Cmd::All(all) => {
             let mut rows = Vec::new();
+            rows.extend(cases::hostile::run(
+                &bins,
+                &adapters,
+                &HostileArgs { huge: 200 },
+            ));
             rows.extend(cases::fd_exhaustion::run(
                 &bins,
                 &adapters,

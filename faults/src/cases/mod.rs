@@ -3,6 +3,7 @@
 
 pub mod fd_exhaustion;
 pub mod fuzz;
+pub mod hostile;
 pub mod scale;
 pub mod shutdown;
 pub mod slowloris;
