@@ -27,8 +27,11 @@ use crate::runtime::{Runtime, Stream, sleep_until};
 /// Default connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
-/// Reads in a row before a connection yields to the other tasks.
-const READ_BUDGET: u32 = 32;
+/// Reads in a row before a connection yields to the other tasks...
+const READ_BUDGET: u32 = 16;
+/// ...or bytes read in a row: a flooding client gets at most this much
+/// work done per turn, so the other connections on the thread get theirs.
+const READ_BYTES_BUDGET: usize = 64 * 1024;
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -312,6 +315,7 @@ async fn serve_connection<R: Runtime, H: Handler>(
     let mut later: Option<FuturesUnordered<Answer<H::Future>>> = None;
     let outcome = poll_fn(|cx| {
         let mut reads = 0;
+        let mut read_bytes = 0;
         // A connection that never runs out of input never goes to sleep
         // (it yields after READ_BUDGET reads): look for the shutdown on
         // every poll, not only before sleeping.
@@ -390,7 +394,7 @@ async fn serve_connection<R: Runtime, H: Handler>(
             }
             // 3. Read while the core wants input.
             if conn.wants_input() {
-                if reads >= READ_BUDGET {
+                if reads >= READ_BUDGET || read_bytes >= READ_BYTES_BUDGET {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -399,8 +403,9 @@ async fn serve_connection<R: Runtime, H: Handler>(
                         conn.handle_eof(now);
                         continue;
                     }
-                    Poll::Ready(Ok(_)) => {
+                    Poll::Ready(Ok(n)) => {
                         reads += 1;
+                        read_bytes += n;
                         continue;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Outcome::Io(e)),
