@@ -395,6 +395,11 @@ async fn serve_connection<R: Runtime, H: Handler>(
             // 3. Read while the core wants input.
             if conn.wants_input() {
                 if reads >= READ_BUDGET || read_bytes >= READ_BYTES_BUDGET {
+                    // Input never ran out this turn: the timer still counts.
+                    if deadline.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
+                        conn.handle_timeout(now);
+                        continue;
+                    }
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
