@@ -52,7 +52,7 @@ struct Common {
     #[arg(long, global = true)]
     no_build: bool,
     /// Where the adapter binaries are [default: $CARGO_TARGET_DIR/release,
-    /// else <workspace>/target/release]; implies --no-build.
+    /// else the workspace's target/release]; implies --no-build.
     #[arg(long, global = true, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
 }
