@@ -4,7 +4,7 @@
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::Shutdown;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
@@ -17,12 +17,14 @@ use adapter_common::{
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use protocol::{ServerConfig, ServerConnection};
+use protocol::{CloseMode, CloseReason, ServerConfig, ServerConnection};
 use tracing::{debug, error, info, warn};
 
-use crate::handler::{Answer, Handler, Reply};
+use crate::handler::Answer;
 use crate::io::{Deadline, Wrote, poll_read_with, poll_write_from};
-use crate::runtime::{Runtime, Stream, sleep_until};
+use crate::runtime::{Runtime, Stream, Timer as _, sleep_until};
+use adapter_common::handler::{Handler, Reply};
+use futures_io::AsyncRead as _;
 
 /// Default connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -438,17 +440,29 @@ async fn serve_connection<R: Runtime, H: Handler>(
     let io_error = match outcome {
         Outcome::Done => None,
         Outcome::Io(e) => Some(e),
-        Outcome::Cut => Some(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "shutdown deadline passed with {} request(s) unanswered and {} byte(s) unsent",
+        Outcome::Cut => {
+            warn!(
+                peer,
+                "cut at the shutdown deadline with {} request(s) unanswered and {} byte(s) unsent",
                 conn.pending_requests(),
                 conn.pending_output()
-            ),
-        )),
+            );
+            conn.abort(CloseReason::Aborted {
+                why: "shutdown deadline passed with the connection still busy",
+            });
+            None
+        }
     };
-    // FIN after the last ack; dropping the stream closes it.
-    let _ = stream.shutdown(Shutdown::Write);
+    // FIN after the last ack, and a lingering close while the peer may
+    // still be sending, as the core decides; dropping the stream closes it.
+    match conn.close_mode() {
+        CloseMode::Linger { max, quiet } if io_error.is_none() => {
+            linger(&rt, &mut stream, max, quiet, abort.as_mut()).await;
+        }
+        _ => {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+    }
     drop(stream);
     let stats = conn.stats();
     let reason = conn.close_reason();
@@ -458,6 +472,49 @@ async fn serve_connection<R: Runtime, H: Handler>(
         "{}",
         conn_closed_line(&peer, started.elapsed(), &stats, reason, io_error.as_ref())
     );
+}
+
+/// Sends FIN, then reads and discards until the peer closes, is quiet for
+/// `quiet`, `max` passes or the server's shutdown deadline cuts it, so that
+/// a reset does not destroy acks the peer has not read yet. Yields after a
+/// few reads like the connection loop, so a flooding peer starves no one.
+async fn linger<R: Runtime, A: Future>(
+    rt: &R,
+    stream: &mut R::Stream,
+    max: Duration,
+    quiet: Duration,
+    mut abort: Pin<&mut A>,
+) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let until = Instant::now() + max;
+    let mut timer = rt.timer_at((Instant::now() + quiet).min(until));
+    let mut sink = vec![0u8; 4096];
+    poll_fn(|cx| {
+        for _ in 0..READ_BUDGET {
+            if abort.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            match Pin::new(&mut *stream).poll_read(cx, &mut sink) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(_)) => {
+                    let now = Instant::now();
+                    if now >= until {
+                        return Poll::Ready(());
+                    }
+                    timer.reset((now + quiet).min(until));
+                }
+                Poll::Pending => {
+                    return match timer.poll_fire(cx) {
+                        Poll::Ready(()) => Poll::Ready(()),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
 }
 
 enum Outcome {

@@ -143,6 +143,9 @@ pub fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr must not turn a log line into a panic in
+        // whatever task logged it (a signal task that dies ignores SIGTERM).
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .try_init();
 }

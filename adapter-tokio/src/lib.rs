@@ -61,13 +61,12 @@
 pub mod bench;
 mod client;
 mod codec;
-mod handler;
 mod io;
 mod server;
 
+pub use adapter_common::handler::{AckAll, AsyncFn, Handler, Reply};
 pub use client::{Client, ClientError, PendingAck};
 pub use codec::{CodecError, PacketCodec};
-pub use handler::{AckAll, AsyncFn, Handler, Reply};
 pub use server::{DEFAULT_MAX_CONNECTIONS, Server, ServerOptions, ShutdownHandle};
 
 #[doc(no_inline)]

@@ -21,8 +21,8 @@ use protocol::{AckResult, CloseMode, CloseReason, ServerConfig, ServerConnection
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{Notify, oneshot, watch};
 
-use crate::handler::{Handler, Reply};
 use crate::io::{ReadOutcome, Socket, Timer, WriteOutcome, poll_read_now, write_now};
+use adapter_common::handler::{Handler, Reply};
 
 /// The default of [`ServerOptions::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;

@@ -1,4 +1,6 @@
-//! The application side of a server: a request in, a result out.
+//! The application side of a server: a request in, a result out. One
+//! handler type for every async adapter (tokio, async-std, smol), so an
+//! application moves between them unchanged; nothing here names a runtime.
 
 use std::future::{Future, Ready};
 
@@ -28,7 +30,7 @@ pub enum Reply<F> {
 ///   (for handlers that wait on something).
 ///
 /// ```
-/// use adapter_tokio::{AsyncFn, Handler};
+/// use adapter_common::handler::{AsyncFn, Handler};
 /// use protocol::{AckResult, Request};
 ///
 /// // Refuse empty payloads, at once.
@@ -36,7 +38,7 @@ pub enum Reply<F> {
 ///
 /// // Wait for something first.
 /// let slow = AsyncFn(|req: Request| async move {
-///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+///     let _ = std::future::ready(()).await; // wait for something
 ///     if req.payload.is_empty() { AckResult::ERROR } else { AckResult::OK }
 /// });
 /// # fn is_handler<H: Handler>(_: &H) {}
