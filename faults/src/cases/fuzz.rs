@@ -240,10 +240,9 @@ fn one(root: &Path, target: &str, args: &FuzzArgs) -> Result<Row, String> {
         said.exec_per_sec.map_or_else(|| "?".into(), thousands),
         said.peak_rss_mb
             .map_or_else(String::new, |m| format!(", peak RSS {m} MB")),
-        if new.is_empty() {
-            ", no crash".to_owned()
-        } else {
-            format!(", {} crash artifact(s)", new.len())
+        match new.len().max(said.written.len()) {
+            0 => ", no crash".to_owned(),
+            n => format!(", {n} crash artifact(s)"),
         }
     );
     Ok(Row::new(CASE, target.to_owned(), failures, figures))
