@@ -1,6 +1,7 @@
 //! The client: one connection, one driver task that is its only reader and
 //! writer, and any number of tasks submitting over it at once.
 
+pub use adapter_common::ClientError;
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -20,30 +21,6 @@ use crate::runtime::{Runtime, Stream};
 
 /// Reads in a row before the driver yields to the other tasks.
 const READ_BUDGET: u32 = 32;
-
-/// Why a request got no ack.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    /// The connection could not be made.
-    #[error("cannot connect to {endpoint}: {source}")]
-    Connect {
-        /// Where it tried.
-        endpoint: Endpoint,
-        /// Why it failed.
-        #[source]
-        source: Arc<io::Error>,
-    },
-    /// The core refused the request (payload too large, closing).
-    #[error("cannot send the request: {0}")]
-    Submit(#[from] SubmitError),
-    /// The connection ended before the ack came (the reason says why:
-    /// response timeout, protocol error, peer closed...).
-    #[error("connection closed: {0}")]
-    Closed(CloseReason),
-    /// The socket failed.
-    #[error("connection failed: {0}")]
-    Io(Arc<io::Error>),
-}
 
 /// One connection to a server, shared by any number of tasks (clone it).
 /// Requests leave in the order they were queued; each gets its own ack.

@@ -9,10 +9,12 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+mod client_error;
 pub mod handler;
 mod net;
 mod totals;
 
+pub use client_error::ClientError;
 pub use net::{
     AcceptBackoff, Endpoint, SocketOptions, StdListener, StdStream, bind, configure_tcp,
     is_transient_accept_error, remove_unix_socket,

@@ -29,6 +29,7 @@
 //! [`CloseReason::WriteStall`]: the writer moves bytes out with
 //! `poll_transmit`, so the core cannot time that write itself.
 
+pub use adapter_common::ClientError;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -65,36 +66,6 @@ pub struct ClientOptions {
     pub socket: SocketOptions,
     /// Give up connecting (TCP) after this long. Default `None`: the OS's.
     pub connect_timeout: Option<Duration>,
-}
-
-/// Why a request got no ack.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    /// The connection could not be made.
-    #[error("cannot connect to {endpoint}: {source}")]
-    Connect {
-        /// Where to.
-        endpoint: Endpoint,
-        /// Why not.
-        source: Arc<io::Error>,
-    },
-    /// The socket failed.
-    #[error("connection failed: {0}")]
-    Io(Arc<io::Error>),
-    /// The connection ended (the core says why: the server closed, a
-    /// protocol error, a response timeout, a write stall, ...).
-    #[error("connection closed: {0}")]
-    Closed(CloseReason),
-    /// The core refused to queue the request (e.g. a payload over the
-    /// frame limit). The connection goes on.
-    #[error("request not sent: {0}")]
-    Submit(SubmitError),
-}
-
-impl From<io::Error> for ClientError {
-    fn from(e: io::Error) -> Self {
-        Self::Io(Arc::new(e))
-    }
 }
 
 type AckSender = SyncSender<Result<Ack, ClientError>>;

@@ -8,6 +8,7 @@
 //! at the front of the FIFO. Requests from concurrent tasks are pipelined
 //! and never interleave bytes.
 
+pub use adapter_common::ClientError;
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -27,31 +28,6 @@ use crate::io::{ReadOutcome, Socket, Timer, WriteOutcome, poll_read_now, write_n
 /// Requests a [`Client`] queues ahead of its connection task before
 /// callers wait (the core's `max_in_flight` bounds what is on the wire).
 const QUEUE: usize = 1024;
-
-/// Why a request got no ack.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    /// The connection could not be made.
-    #[error("cannot connect to {endpoint}: {source}")]
-    Connect {
-        /// Where it tried.
-        endpoint: Endpoint,
-        /// Why it failed.
-        #[source]
-        source: Arc<io::Error>,
-    },
-    /// The core refused the request (a payload over the frame limit, or
-    /// the client is closing).
-    #[error("request not sent: {0}")]
-    Submit(#[from] SubmitError),
-    /// The connection ended before the ack (the server closed, a protocol
-    /// error, a response timeout, or [`Client::close`]).
-    #[error("connection closed: {0}")]
-    Closed(CloseReason),
-    /// The socket failed.
-    #[error("connection failed: {0}")]
-    Io(#[source] Arc<io::Error>),
-}
 
 enum Command {
     Request {

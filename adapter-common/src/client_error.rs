@@ -1,0 +1,41 @@
+//! Why a client request got no ack: the one error type of every adapter's
+//! `Client`, so an application moves between adapters unchanged.
+
+use std::io;
+use std::sync::Arc;
+
+use protocol::{CloseReason, SubmitError};
+
+use crate::net::Endpoint;
+
+/// Why a request got no ack.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The connection could not be made.
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect {
+        /// Where it tried.
+        endpoint: Endpoint,
+        /// Why it failed.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The core refused the request (a payload over the frame limit, or
+    /// the client is closing). The connection goes on.
+    #[error("request not sent: {0}")]
+    Submit(#[from] SubmitError),
+    /// The connection ended before the ack (the core says why: the server
+    /// closed, a protocol error, a response timeout, a write stall, or the
+    /// client's own close).
+    #[error("connection closed: {0}")]
+    Closed(CloseReason),
+    /// The socket failed.
+    #[error("connection failed: {0}")]
+    Io(#[source] Arc<io::Error>),
+}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(Arc::new(e))
+    }
+}
