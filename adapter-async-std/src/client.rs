@@ -16,7 +16,7 @@ use protocol::{
     Ack, ClientConfig, ClientConnection, CloseReason, MessageId, RequestKind, SubmitError,
 };
 
-use crate::io::{Deadline, Wrote, poll_read_with, poll_write_from};
+use crate::io::{Deadline, Reader, Wrote, poll_write_from};
 use crate::runtime::{Runtime, Stream};
 
 /// Reads in a row before the driver yields to the other tasks.
@@ -286,13 +286,14 @@ fn ended_error(ended: &Result<(), ClientError>, core: &ClientConnection) -> Clie
 /// The connection's only reader and writer.
 async fn drive<R: Runtime>(rt: R, mut stream: R::Stream, shared: Arc<Shared>) {
     let mut deadline = Deadline::new();
+    let mut reader = Reader::new();
     let outcome: Result<(), io::Error> = poll_fn(|cx| {
         let mut reads = 0;
         loop {
             let now = Instant::now();
             // Read outside the lock (submitters go on meanwhile), then feed the core.
             let mut input = None;
-            let read = poll_read_with(cx, &mut stream, |data| {
+            let read = reader.poll_read(cx, &mut stream, |data| {
                 let mut st = shared.lock();
                 st.core.handle_input(data, now);
                 input = Some(st);

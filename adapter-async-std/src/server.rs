@@ -21,7 +21,7 @@ use protocol::{CloseMode, CloseReason, ServerConfig, ServerConnection};
 use tracing::{debug, error, info, warn};
 
 use crate::handler::Answer;
-use crate::io::{Deadline, Wrote, poll_read_with, poll_write_from};
+use crate::io::{Deadline, Reader, Wrote, poll_write_from};
 use crate::runtime::{Runtime, Stream, Timer as _, sleep_until};
 use adapter_common::handler::{Handler, Reply};
 use futures_io::AsyncRead as _;
@@ -310,6 +310,7 @@ async fn serve_connection<R: Runtime, H: Handler>(
     let started = Instant::now();
     let mut conn = ServerConnection::new(config, started);
     let mut deadline = Deadline::new();
+    let mut reader = Reader::new();
     let mut closing = false;
     let mut graceful = pin!(graceful.recv());
     let mut abort = pin!(abort.recv());
@@ -405,7 +406,7 @@ async fn serve_connection<R: Runtime, H: Handler>(
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                match poll_read_with(cx, &mut stream, |data| conn.handle_input(data, now)) {
+                match reader.poll_read(cx, &mut stream, |data| conn.handle_input(data, now)) {
                     Poll::Ready(Ok(0)) => {
                         conn.handle_eof(now);
                         continue;

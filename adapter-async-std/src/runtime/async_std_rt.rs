@@ -3,23 +3,84 @@
 //! async-std is discontinued upstream (the crate is deprecated in favour of
 //! smol); this implementation stays because users asked for it, and it is
 //! as thin as the seam allows.
+//!
+//! Sockets are async-io's `Async<T>`, the type async-std's own `TcpStream`
+//! and `UnixStream` wrap (same reactor, same registration): the wrappers
+//! hide `poll_readable`, which the driver needs (see [`Stream::poll_readable`](super::Stream::poll_readable)).
+//!
+//! Tasks are async-std tasks, but not on async-std's global work-sharing
+//! executor: each worker thread sits in `async_std::task::block_on` and
+//! runs the tasks placed on it with `task::spawn_local` (async-std's
+//! `unstable` feature), so a task stays on one thread (see the
+//! [`runtime`](super) docs on task placement).
 
 use std::future::Future;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use adapter_common::{Endpoint, SocketOptions, StdListener, configure_tcp};
-use async_std::net::{TcpListener, TcpStream};
-use async_std::os::unix::net::{UnixListener, UnixStream};
+use adapter_common::{Endpoint, StdListener};
+use async_channel::Sender;
 
-use super::{NetListener, NetStream, Runtime, Stream, Timer};
+use super::workers::{Workers, thread_count};
+use super::{
+    AsyncIoListener, AsyncIoStream, Runtime, Timer, async_io_accept, async_io_connect,
+    async_io_listener,
+};
 
-/// The async-std runtime (its global executor, one worker per core).
+/// The async-std runtime: `ASYNC_STD_THREAD_COUNT` worker threads
+/// (async-std's own variable; default one per core), process-wide and
+/// started on first use, each running the tasks placed on it. With 0
+/// workers, or if none could be started, tasks go to async-std's global
+/// executor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStd;
+
+/// A task on its way to a worker.
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The worker threads: a queue of tasks to start each.
+fn workers() -> &'static Workers<Sender<Job>> {
+    static WORKERS: OnceLock<Workers<Sender<Job>>> = OnceLock::new();
+    WORKERS.get_or_init(|| {
+        let wanted = thread_count("ASYNC_STD_THREAD_COUNT");
+        let mut queues = Vec::with_capacity(wanted);
+        for i in 0..wanted {
+            let (tx, rx) = async_channel::unbounded::<Job>();
+            let started = std::thread::Builder::new()
+                .name(format!("async-std-{i}"))
+                .spawn(move || {
+                    // The queue's senders live as long as the process.
+                    async_std::task::block_on(async move {
+                        while let Ok(job) = rx.recv().await {
+                            // A panic in the task is caught by the
+                            // executor: it does not end this loop.
+                            drop(async_std::task::spawn_local(job));
+                        }
+                    })
+                });
+            match started {
+                Ok(_) => queues.push(tx),
+                Err(e) => {
+                    tracing::error!("cannot start async-std worker thread {i}: {e}");
+                    break;
+                }
+            }
+        }
+        Workers::new(queues)
+    })
+}
+
+impl AsyncStd {
+    /// Live tasks on each worker thread, in worker order (empty without
+    /// workers).
+    pub fn tasks_per_worker(&self) -> Vec<usize> {
+        workers().live()
+    }
+}
 
 /// A timer on async-std: `async_std::task::sleep`, boxed, rebuilt on reset.
 pub struct AsyncStdTimer {
@@ -61,25 +122,9 @@ impl Timer for AsyncStdTimer {
     }
 }
 
-impl Stream for NetStream<TcpStream, UnixStream> {
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.shutdown(how),
-            Self::Unix(s) => s.shutdown(how),
-        }
-    }
-
-    fn configure(&self, opts: &SocketOptions) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => configure_tcp(s, opts),
-            Self::Unix(_) => Ok(()),
-        }
-    }
-}
-
 impl Runtime for AsyncStd {
-    type Stream = NetStream<TcpStream, UnixStream>;
-    type Listener = NetListener<TcpListener, UnixListener>;
+    type Stream = AsyncIoStream;
+    type Listener = AsyncIoListener;
     type Timer = AsyncStdTimer;
 
     fn name(&self) -> &'static str {
@@ -90,6 +135,15 @@ impl Runtime for AsyncStd {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        let fut = match workers().place(fut) {
+            Ok((queue, fut)) => match queue.try_send(Box::pin(fut)) {
+                Ok(()) => return,
+                // The worker is gone (its thread ended): run the task on
+                // the global executor instead.
+                Err(e) => e.into_inner(),
+            },
+            Err(fut) => Box::pin(fut) as Job,
+        };
         // Dropping the handle detaches the task.
         drop(async_std::task::spawn(fut));
     }
@@ -99,34 +153,18 @@ impl Runtime for AsyncStd {
     }
 
     fn listener(&self, listener: StdListener) -> io::Result<Self::Listener> {
-        listener.set_nonblocking(true)?;
-        Ok(match listener {
-            StdListener::Tcp(l) => NetListener::Tcp(TcpListener::from(l)),
-            StdListener::Unix(l) => NetListener::Unix(UnixListener::from(l)),
-        })
+        async_io_listener(listener)
     }
 
     async fn accept<'a>(
         &'a self,
         listener: &'a Self::Listener,
     ) -> io::Result<(Self::Stream, Option<SocketAddr>)> {
-        match listener {
-            NetListener::Tcp(l) => {
-                let (s, addr) = l.accept().await?;
-                Ok((NetStream::Tcp(s), Some(addr)))
-            }
-            NetListener::Unix(l) => {
-                let (s, _) = l.accept().await?;
-                Ok((NetStream::Unix(s), None))
-            }
-        }
+        async_io_accept(listener).await
     }
 
     async fn connect<'a>(&'a self, endpoint: &'a Endpoint) -> io::Result<Self::Stream> {
-        match endpoint {
-            Endpoint::Tcp(addr) => TcpStream::connect(addr).await.map(NetStream::Tcp),
-            Endpoint::Unix(path) => UnixStream::connect(path).await.map(NetStream::Unix),
-        }
+        async_io_connect(endpoint).await
     }
 
     fn block_on<F: Future>(&self, fut: F) -> F::Output {

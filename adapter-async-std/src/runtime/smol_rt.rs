@@ -1,5 +1,6 @@
-//! The smol runtime: an `async_executor::Executor` run by one thread per
-//! core, async-io's reactor, timers and `Async<T>` sockets.
+//! The smol runtime: one `async_executor::Executor` per worker thread (one
+//! thread per core by default), async-io's reactor, timers and `Async<T>`
+//! sockets.
 //!
 //! Sockets are `smol::Async<std::net::TcpStream>` (and `UnixStream`), not
 //! async-net's wrappers: the wrappers carry two cached readiness futures
@@ -7,67 +8,95 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use adapter_common::{Endpoint, SocketOptions, StdListener, configure_tcp};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
+use adapter_common::{Endpoint, StdListener};
 
-use smol::{Async, Executor, Timer as AsyncIoTimer};
+use smol::{Executor, Timer as AsyncIoTimer};
 
-use super::{NetListener, NetStream, Runtime, Stream, Timer};
+use super::workers::{Workers, thread_count};
+use super::{
+    AsyncIoListener, AsyncIoStream, Runtime, Timer, async_io_accept, async_io_connect,
+    async_io_listener,
+};
 
-/// The smol runtime: a multi-threaded executor (smol's own global
-/// executor runs on one thread unless `SMOL_THREADS` says otherwise, so
-/// this one is explicit about its threads).
+/// The smol runtime: worker threads, each running an executor of its own
+/// (see the [`runtime`](super) docs on task placement), async-io's
+/// reactor and timers, and `Async<T>` sockets. Cheap to clone.
+///
+/// With no worker threads, tasks run only on threads inside
+/// [`Runtime::block_on`].
 #[derive(Clone)]
 pub struct Smol {
-    ex: Arc<Executor<'static>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Run by the threads inside `block_on`; tasks are spawned here only
+    /// when there are no workers.
+    home: Executor<'static>,
+    workers: Workers<Arc<Executor<'static>>>,
 }
 
 impl std::fmt::Debug for Smol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Smol").finish_non_exhaustive()
+        f.debug_struct("Smol")
+            .field("workers", &self.inner.workers.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Smol {
-    /// A runtime with `threads` worker threads (the thread that calls
-    /// [`Runtime::block_on`] runs tasks too). The threads live as long as
-    /// the process.
+    /// A runtime with `threads` worker threads, each running its own
+    /// executor. The threads live as long as the process.
     pub fn new(threads: usize) -> io::Result<Self> {
-        let ex = Arc::new(Executor::new());
+        let mut workers = Vec::with_capacity(threads);
         for i in 0..threads {
-            let ex = Arc::clone(&ex);
+            let ex = Arc::new(Executor::new());
+            let run = Arc::clone(&ex);
             std::thread::Builder::new()
                 .name(format!("smol-{i}"))
-                .spawn(move || smol::block_on(ex.run(std::future::pending::<()>())))?;
+                // A task's panic is caught by the executor (and reported
+                // by the panic hook): it does not end the worker.
+                .spawn(move || smol::block_on(run.run(std::future::pending::<()>())))?;
+            workers.push(ex);
         }
-        Ok(Self { ex })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                home: Executor::new(),
+                workers: Workers::new(workers),
+            }),
+        })
     }
 
     /// The process-wide runtime: `SMOL_THREADS` worker threads (smol's
-    /// own variable; default one per core), started on first use. If no thread could be started, tasks run only while a
-    /// thread is inside [`Runtime::block_on`].
+    /// own variable; default one per core; 0 runs every task on the
+    /// threads inside [`Runtime::block_on`]), started on first use. If no
+    /// thread could be started, tasks run only inside `block_on`.
     pub fn global() -> Self {
         static GLOBAL: OnceLock<Smol> = OnceLock::new();
         GLOBAL
             .get_or_init(|| {
-                let threads = std::env::var("SMOL_THREADS")
-                    .ok()
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                Self::new(threads).unwrap_or_else(|e| {
+                Self::new(thread_count("SMOL_THREADS")).unwrap_or_else(|e| {
                     tracing::error!("cannot start smol worker threads: {e}");
                     Self {
-                        ex: Arc::new(Executor::new()),
+                        inner: Arc::new(Inner {
+                            home: Executor::new(),
+                            workers: Workers::new(Vec::new()),
+                        }),
                     }
                 })
             })
             .clone()
+    }
+
+    /// Live tasks on each worker thread, in worker order (empty without
+    /// workers).
+    pub fn tasks_per_worker(&self) -> Vec<usize> {
+        self.inner.workers.live()
     }
 }
 
@@ -92,25 +121,9 @@ impl Timer for SmolTimer {
     }
 }
 
-impl Stream for NetStream<Async<TcpStream>, Async<UnixStream>> {
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.get_ref().shutdown(how),
-            Self::Unix(s) => s.get_ref().shutdown(how),
-        }
-    }
-
-    fn configure(&self, opts: &SocketOptions) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => configure_tcp(s.get_ref(), opts),
-            Self::Unix(_) => Ok(()),
-        }
-    }
-}
-
 impl Runtime for Smol {
-    type Stream = NetStream<Async<TcpStream>, Async<UnixStream>>;
-    type Listener = NetListener<Async<TcpListener>, Async<UnixListener>>;
+    type Stream = AsyncIoStream;
+    type Listener = AsyncIoListener;
     type Timer = SmolTimer;
 
     fn name(&self) -> &'static str {
@@ -121,7 +134,10 @@ impl Runtime for Smol {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.ex.spawn(fut).detach();
+        match self.inner.workers.place(fut) {
+            Ok((ex, fut)) => ex.spawn(fut).detach(),
+            Err(fut) => self.inner.home.spawn(fut).detach(),
+        }
     }
 
     fn timer_at(&self, at: Instant) -> Self::Timer {
@@ -129,38 +145,21 @@ impl Runtime for Smol {
     }
 
     fn listener(&self, listener: StdListener) -> io::Result<Self::Listener> {
-        Ok(match listener {
-            StdListener::Tcp(l) => NetListener::Tcp(Async::new(l)?),
-            StdListener::Unix(l) => NetListener::Unix(Async::new(l)?),
-        })
+        async_io_listener(listener)
     }
 
     async fn accept<'a>(
         &'a self,
         listener: &'a Self::Listener,
     ) -> io::Result<(Self::Stream, Option<SocketAddr>)> {
-        match listener {
-            NetListener::Tcp(l) => {
-                let (s, addr) = l.accept().await?;
-                Ok((NetStream::Tcp(s), Some(addr)))
-            }
-            NetListener::Unix(l) => {
-                let (s, _) = l.accept().await?;
-                Ok((NetStream::Unix(s), None))
-            }
-        }
+        async_io_accept(listener).await
     }
 
     async fn connect<'a>(&'a self, endpoint: &'a Endpoint) -> io::Result<Self::Stream> {
-        match endpoint {
-            Endpoint::Tcp(addr) => Async::<TcpStream>::connect(*addr).await.map(NetStream::Tcp),
-            Endpoint::Unix(path) => Async::<UnixStream>::connect(path)
-                .await
-                .map(NetStream::Unix),
-        }
+        async_io_connect(endpoint).await
     }
 
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        smol::block_on(self.ex.run(fut))
+        smol::block_on(self.inner.home.run(fut))
     }
 }
