@@ -26,6 +26,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures_util::FutureExt as _;
+
 /// Workers of type `W` (a handle to the worker's executor) and how many
 /// live tasks each has.
 pub(crate) struct Workers<W> {
@@ -87,10 +89,16 @@ impl<W> Workers<W> {
             return Err(fut);
         };
         let live = LiveGuard::new(Arc::clone(&slot.live));
-        Ok((&slot.worker, async move {
-            let _live = live;
-            fut.await
-        }))
+        // Not an `async move` block awaiting `fut`: that holds `fut` twice
+        // (the captured value and the awaited one), which doubled the
+        // resident memory of an idle connection's task.
+        Ok((
+            &slot.worker,
+            fut.map(move |out| {
+                drop(live);
+                out
+            }),
+        ))
     }
 }
 
@@ -171,6 +179,27 @@ mod tests {
         // The guard lives in the future: finishing and dropping it uncounts.
         assert_eq!(poll_once(fut), Poll::Ready(7));
         assert_eq!(workers.live(), vec![0]);
+    }
+
+    #[test]
+    fn a_placed_task_is_not_bigger_than_its_future_plus_the_counter() {
+        // A future holding 4 KiB across an await, like a connection's state.
+        let fut = async {
+            let state = [7u8; 4096];
+            std::future::ready(()).await;
+            state.iter().map(|&b| usize::from(b)).sum::<usize>()
+        };
+        let alone = std::mem::size_of_val(&fut);
+        assert!(alone >= 4096, "the test future is {alone} bytes");
+        let workers = Workers::new(vec![()]);
+        let Ok((_, placed)) = workers.place(fut) else {
+            panic!("one worker");
+        };
+        let size = std::mem::size_of_val(&placed);
+        assert!(
+            size <= alone + 32,
+            "placed task is {size} bytes for a {alone}-byte future"
+        );
     }
 
     #[test]
