@@ -22,7 +22,9 @@ Runtime: set ADAPTER_RUNTIME=async-std or ADAPTER_RUNTIME=smol (default: \
 async-std when built with it, else smol). A runtime this binary was built \
 without (cargo features `async-std`, `smol`) is refused with exit code 2. \
 Worker threads (default: one per core): ASYNC_STD_THREAD_COUNT=N on \
-async-std, SMOL_THREADS=N on smol (the main thread runs tasks too there).";
+async-std, SMOL_THREADS=N on smol (0: the main thread runs every task). \
+Each connection runs on one worker for its whole life, the least loaded \
+when it was accepted.";
 
 /// The protocol's server and client over futures-io, on async-std or smol.
 #[derive(Debug, Parser)]

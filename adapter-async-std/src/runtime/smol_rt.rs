@@ -44,7 +44,7 @@ struct Inner {
 impl std::fmt::Debug for Smol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Smol")
-            .field("workers", &self.inner.workers.len())
+            .field("tasks_per_worker", &self.inner.workers.live())
             .finish_non_exhaustive()
     }
 }
