@@ -11,8 +11,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use adapter_common::{
-    AcceptBackoff, Endpoint, RateLimiter, ServerTotals, SocketOptions, bind, conn_closed_line,
-    is_transient_accept_error, remove_unix_socket,
+    AcceptBackoff, Endpoint, OpenConnection, RateLimiter, ServerTotals, SocketOptions, bind,
+    conn_closed_line, is_transient_accept_error, remove_unix_socket,
 };
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
@@ -232,7 +232,7 @@ impl<R: Runtime, H: Handler> Server<R, H> {
             if let Err(e) = stream.configure(&opts.socket) {
                 debug!("cannot set socket options peer={peer}: {e}");
             }
-            totals.connection_opened();
+            let open = OpenConnection::open(&totals);
             debug!("connection accepted peer={peer}");
             rt.spawn(serve_connection(
                 rt.clone(),
@@ -240,7 +240,7 @@ impl<R: Runtime, H: Handler> Server<R, H> {
                 peer,
                 opts.config.clone(),
                 Arc::clone(&handler),
-                Arc::clone(&totals),
+                open,
                 graceful.clone(),
                 abort.clone(),
                 done_tx.clone(),
@@ -302,7 +302,7 @@ async fn serve_connection<R: Runtime, H: Handler>(
     peer: String,
     config: ServerConfig,
     handler: Arc<H>,
-    totals: Arc<ServerTotals>,
+    open: OpenConnection,
     graceful: Receiver<()>,
     abort: Receiver<()>,
     _done: Sender<()>,
@@ -468,7 +468,7 @@ async fn serve_connection<R: Runtime, H: Handler>(
     let stats = conn.stats();
     let reason = conn.close_reason();
     // Count before logging: the log line is the part that can fail.
-    totals.connection_closed(&stats, if io_error.is_some() { None } else { reason });
+    open.close(&stats, if io_error.is_some() { None } else { reason });
     info!(
         "{}",
         conn_closed_line(&peer, started.elapsed(), &stats, reason, io_error.as_ref())

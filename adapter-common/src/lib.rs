@@ -19,4 +19,4 @@ pub use net::{
     AcceptBackoff, Endpoint, SocketOptions, StdListener, StdStream, bind, configure_tcp,
     is_transient_accept_error, remove_unix_socket,
 };
-pub use totals::{RateLimiter, ServerTotals, conn_closed_line};
+pub use totals::{OpenConnection, RateLimiter, ServerTotals, conn_closed_line};

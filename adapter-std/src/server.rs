@@ -9,10 +9,11 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use adapter_common::{
-    AcceptBackoff, Endpoint, RateLimiter, ServerTotals, SocketOptions, StdListener, bind,
-    cli::ServeArgs, configure_tcp, conn_closed_line, is_transient_accept_error, remove_unix_socket,
+    AcceptBackoff, Endpoint, OpenConnection, RateLimiter, ServerTotals, SocketOptions, StdListener,
+    bind, cli::ServeArgs, configure_tcp, conn_closed_line, is_transient_accept_error,
+    remove_unix_socket,
 };
-use protocol::{AckResult, CloseMode, ConnectionStats, Request, ServerConfig, ServerConnection};
+use protocol::{AckResult, CloseMode, Request, ServerConfig, ServerConnection};
 use tracing::{debug, error, info, warn};
 
 use crate::stream::{SocketTimeout, Stream, is_timeout};
@@ -373,9 +374,10 @@ impl Server {
             reg.live.insert(id, Arc::clone(&stream));
             id
         };
-        self.shared.totals.connection_opened();
+        let open = OpenConnection::open(&self.shared.totals);
         let ctx = ConnCtx {
             id,
+            open,
             shared: Arc::clone(&self.shared),
             handler: Arc::clone(&self.handler),
             config: self.options.config.clone(),
@@ -388,12 +390,10 @@ impl Server {
         match spawned {
             Ok(_) => Ok(()),
             Err(e) => {
-                // The closure (and its guard-less context) was dropped:
-                // undo the registration by hand.
+                // The closure (and its guard-less context) was dropped,
+                // which counted the connection as ended: undo the
+                // registration by hand.
                 self.shared.registry().live.remove(&id);
-                self.shared
-                    .totals
-                    .connection_closed(&ConnectionStats::default(), None);
                 self.shared.conn_ended.notify_all();
                 Err(e)
             }
@@ -450,27 +450,23 @@ impl ServerHandle {
 /// Everything a connection thread owns besides its socket.
 struct ConnCtx {
     id: u64,
+    /// Counts the connection's end, also when the handler panics.
+    open: OpenConnection,
     shared: Arc<Shared>,
     handler: Arc<Handler>,
     config: ServerConfig,
     socket: SocketOptions,
 }
 
-/// Deregisters a connection when its thread ends, panicking or not.
+/// Deregisters a connection when its thread ends, panicking or not (its
+/// `OpenConnection` counts and logs a panic).
 struct Registered<'a> {
     id: u64,
     shared: &'a Shared,
-    finished: bool,
 }
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        if !self.finished {
-            error!("connection thread panicked (in the handler?): connection dropped");
-            self.shared
-                .totals
-                .connection_closed(&ConnectionStats::default(), None);
-        }
         self.shared.registry().live.remove(&self.id);
         self.shared.conn_ended.notify_all();
     }
@@ -478,10 +474,9 @@ impl Drop for Registered<'_> {
 
 impl ConnCtx {
     fn run(self, stream: &Stream) {
-        let mut guard = Registered {
+        let _registered = Registered {
             id: self.id,
             shared: &self.shared,
-            finished: false,
         };
         let started = Instant::now();
         let peer = stream.peer_label();
@@ -506,8 +501,7 @@ impl ConnCtx {
             conn_closed_line(&peer, started.elapsed(), &stats, reason, io_error.as_ref())
         );
         let counted = if io_error.is_some() { None } else { reason };
-        self.shared.totals.connection_closed(&stats, counted);
-        guard.finished = true;
+        self.open.close(&stats, counted);
     }
 
     /// The connection's run loop; `Err` is a socket error (the core then

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use adapter_common::cli::ServeArgs;
 use adapter_common::{
-    AcceptBackoff, Endpoint, RateLimiter, ServerTotals, SocketOptions, StdListener, configure_tcp,
-    conn_closed_line, is_transient_accept_error, remove_unix_socket,
+    AcceptBackoff, Endpoint, OpenConnection, RateLimiter, ServerTotals, SocketOptions, StdListener,
+    configure_tcp, conn_closed_line, is_transient_accept_error, remove_unix_socket,
 };
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
@@ -319,7 +319,7 @@ fn admit<H: Handler>(
         reg.conns.insert(id, Some(tx));
         id
     };
-    shared.totals.connection_opened();
+    let open = OpenConnection::open(&shared.totals);
     let guard = ConnGuard {
         id,
         shared: Arc::clone(shared),
@@ -332,11 +332,15 @@ fn admit<H: Handler>(
                 tracing::debug!(%peer, "socket options not applied: {e}");
             }
             let peer = peer.to_string();
-            tokio::spawn(serve_connection(stream, peer, config, handler, rx, guard));
+            tokio::spawn(serve_connection(
+                stream, peer, config, handler, rx, guard, open,
+            ));
         }
         Accepted::Unix(stream) => {
             let peer = format!("unix#{id}");
-            tokio::spawn(serve_connection(stream, peer, config, handler, rx, guard));
+            tokio::spawn(serve_connection(
+                stream, peer, config, handler, rx, guard, open,
+            ));
         }
     }
 }
@@ -383,6 +387,7 @@ async fn serve_connection<S: Socket, H: Handler>(
     handler: Arc<H>,
     shutdown: oneshot::Receiver<Instant>,
     guard: ConnGuard,
+    open: OpenConnection,
 ) {
     let opened = Instant::now();
     let mut conn = ServerConnection::new(config, opened);
@@ -397,10 +402,9 @@ async fn serve_connection<S: Socket, H: Handler>(
     )
     .await;
     let stats = conn.stats();
-    let totals = &guard.shared.totals;
     match &end {
-        Ok(()) => totals.connection_closed(&stats, conn.close_reason()),
-        Err(_) => totals.connection_closed(&stats, None),
+        Ok(()) => open.close(&stats, conn.close_reason()),
+        Err(_) => open.close(&stats, None),
     }
     tracing::info!(
         "{}",

@@ -1,10 +1,13 @@
-//! The application's answers: results 0 and 1, and the Conn gate.
+//! The application's answers: results 0 and 1, the Conn gate, and a
+//! handler that panics.
 
 use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use protocol::{AckResult, RequestKind};
 
-use crate::support::{Server, TestClient};
+use crate::support::{PROMPT, Server, TestClient};
 use crate::{Harness, ServerSpec};
 
 /// With `require_conn`, Submits before an accepted Conn get result 1; a
@@ -105,6 +108,74 @@ pub fn handler_refusal_keeps_the_connection_open(h: &dyn Harness) {
     c.expect_ack(RequestKind::Submit, id, AckResult::ERROR);
     for _ in 0..3 {
         c.round_trip(b"fine");
+    }
+    server.shutdown();
+}
+
+/// A handler that panics (a bug in the application) costs only the
+/// connection whose request it was: that connection is closed after the
+/// acks before it, the server goes on serving the others, and the
+/// connection's slot is freed. With `max_connections` 2, three panicked
+/// connections in a row and then two clients served at once show that no
+/// slot leaked.
+pub fn a_panicking_handler_costs_only_its_connection_and_frees_its_slot(h: &dyn Harness) {
+    let server = Server::start(
+        h,
+        ServerSpec {
+            max_connections: 2,
+            handler: Arc::new(|_, payload: &[u8]| {
+                if payload == b"panic" {
+                    panic!("the handler panics on purpose (the test expects this line)");
+                }
+                AckResult::OK
+            }),
+            ..ServerSpec::default()
+        },
+    );
+    let ep = server.endpoint();
+    let mut bystander = TestClient::connect(ep, "bystander");
+    bystander.round_trip(b"before");
+    for i in 0..3 {
+        // The bystander holds one slot: each panicking client needs the
+        // other, so the previous one's must have been freed (retried while
+        // the server notices the close).
+        let started = Instant::now();
+        let mut c = loop {
+            let mut c = TestClient::connect(ep, format!("panicking client {i}"));
+            match c.try_round_trip(b"fine first", PROMPT) {
+                Ok(_) => break c,
+                Err(_) if started.elapsed() < PROMPT => thread::sleep(Duration::from_millis(50)),
+                Err(e) => panic!(
+                    "with max_connections 2, the slot of panicked connection {} was not freed \
+                     within {PROMPT:?}: {e}",
+                    i.max(1) - 1
+                ),
+            }
+        };
+        let (_, frame) = c.submit_frame(b"panic");
+        c.send(&frame);
+        if let Err(e) = c.wait_closed(PROMPT) {
+            panic!("the connection whose handler panicked was not closed: {e}");
+        }
+        bystander.round_trip(b"still served");
+    }
+    drop(bystander);
+    // Two clients at once: both slots must be free.
+    let started = Instant::now();
+    loop {
+        let mut a = TestClient::connect(ep, "first of two after the panics");
+        let mut b = TestClient::connect(ep, "second of two after the panics");
+        match (
+            a.try_round_trip(b"a", PROMPT),
+            b.try_round_trip(b"b", PROMPT),
+        ) {
+            (Ok(_), Ok(_)) => break,
+            _ if started.elapsed() < PROMPT => thread::sleep(Duration::from_millis(50)),
+            (ra, rb) => panic!(
+                "with max_connections 2 and every earlier connection gone, two clients are not \
+                 both served (a slot leaked at each panic?): {ra:?} / {rb:?}"
+            ),
+        }
     }
     server.shutdown();
 }

@@ -14,6 +14,7 @@ mod lifecycle;
 mod timeouts;
 
 pub use app::{
+    a_panicking_handler_costs_only_its_connection_and_frees_its_slot,
     handler_refusal_keeps_the_connection_open,
     require_conn_refuses_submits_until_a_conn_is_accepted,
 };
@@ -87,6 +88,7 @@ macro_rules! behaviour_suite {
             max_frame_len_is_inclusive_and_enforced,
             require_conn_refuses_submits_until_a_conn_is_accepted,
             handler_refusal_keeps_the_connection_open,
+            a_panicking_handler_costs_only_its_connection_and_frees_its_slot,
             slowloris_partial_frame_is_closed_by_frame_timeout,
             restarted_server_binds_the_same_port_through_time_wait,
         );
