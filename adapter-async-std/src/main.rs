@@ -24,7 +24,9 @@ without (cargo features `async-std`, `smol`) is refused with exit code 2. \
 Worker threads (default: one per core): ASYNC_STD_THREAD_COUNT=N on \
 async-std, SMOL_THREADS=N on smol (0: the main thread runs every task). \
 Each connection runs on one worker for its whole life, the least loaded \
-when it was accepted.";
+when it was accepted; ADAPTER_SCHEDULING=shared shares one work-stealing \
+executor between the workers instead (better tail latency with many \
+connections on busy cores, half the speed on a lone connection).";
 
 /// The protocol's server and client over futures-io, on async-std or smol.
 #[derive(Debug, Parser)]

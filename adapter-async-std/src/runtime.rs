@@ -18,7 +18,14 @@
 //! twice the CPU per request of adapter-tokio, and 0.62x its requests per
 //! second. Placed tasks bring that to 1 context switch per request, as on
 //! tokio. The trade-off is the thread-per-core one: no work stealing, so
-//! two busy connections placed on one worker share its core.
+//! two busy connections placed on one worker share its core, and with
+//! many connections on cores shared with other busy processes the tail
+//! grows: at 50 connections on 2 cores shared with the load generator,
+//! p99 4 ms against adapter-tokio's 0.3 ms (throughput 0.86-0.93x).
+//!
+//! `ADAPTER_SCHEDULING=shared` (or [`Smol::shared`]) gives the shared
+//! work-stealing executor back: p99 0.3-0.4 ms there, but about half of
+//! adapter-tokio's throughput on a lone connection.
 
 use std::future::Future;
 use std::io;

@@ -147,3 +147,17 @@ fn smol_without_workers_runs_tasks_inside_block_on() {
         "tasks of a runtime without workers ran elsewhere"
     );
 }
+
+#[test]
+fn smol_shared_runs_every_task_on_its_workers() {
+    let rt = Smol::shared(2).expect("start 2 smol workers sharing an executor");
+    let seen = threads_seen_per_task(&rt, 8);
+    assert_eq!(seen.len(), 8, "every task reported");
+    let used: HashSet<ThreadId> = seen.iter().flatten().copied().collect();
+    assert!(
+        !used.contains(&std::thread::current().id()) && (1..=2).contains(&used.len()),
+        "8 tasks on 2 shared workers ran on {} threads (block_on's among them: {})",
+        used.len(),
+        used.contains(&std::thread::current().id())
+    );
+}

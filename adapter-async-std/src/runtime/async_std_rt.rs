@@ -25,7 +25,7 @@ use std::time::Instant;
 use adapter_common::{Endpoint, StdListener};
 use async_channel::Sender;
 
-use super::workers::{Workers, thread_count};
+use super::workers::{Workers, shared_scheduling, thread_count};
 use super::{
     AsyncIoListener, AsyncIoStream, Runtime, Timer, async_io_accept, async_io_connect,
     async_io_listener,
@@ -34,8 +34,8 @@ use super::{
 /// The async-std runtime: `ASYNC_STD_THREAD_COUNT` worker threads
 /// (async-std's own variable; default one per core), process-wide and
 /// started on first use, each running the tasks placed on it. With 0
-/// workers, or if none could be started, tasks go to async-std's global
-/// executor.
+/// workers, with `ADAPTER_SCHEDULING=shared`, or if no worker could be
+/// started, tasks go to async-std's global (work-stealing) executor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStd;
 
@@ -46,7 +46,12 @@ type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 fn workers() -> &'static Workers<Sender<Job>> {
     static WORKERS: OnceLock<Workers<Sender<Job>>> = OnceLock::new();
     WORKERS.get_or_init(|| {
-        let wanted = thread_count("ASYNC_STD_THREAD_COUNT");
+        // ADAPTER_SCHEDULING=shared: no workers, async-std's own executor.
+        let wanted = if shared_scheduling() {
+            0
+        } else {
+            thread_count("ASYNC_STD_THREAD_COUNT")
+        };
         let mut queues = Vec::with_capacity(wanted);
         for i in 0..wanted {
             let (tx, rx) = async_channel::unbounded::<Job>();

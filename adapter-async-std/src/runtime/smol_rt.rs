@@ -17,7 +17,7 @@ use adapter_common::{Endpoint, StdListener};
 
 use smol::{Executor, Timer as AsyncIoTimer};
 
-use super::workers::{Workers, thread_count};
+use super::workers::{Workers, shared_scheduling, thread_count};
 use super::{
     AsyncIoListener, AsyncIoStream, Runtime, Timer, async_io_accept, async_io_connect,
     async_io_listener,
@@ -53,9 +53,25 @@ impl Smol {
     /// A runtime with `threads` worker threads, each running its own
     /// executor. The threads live as long as the process.
     pub fn new(threads: usize) -> io::Result<Self> {
+        Self::with_scheduling(threads, false)
+    }
+
+    /// A runtime with `threads` worker threads that all run one shared,
+    /// work-stealing executor (smol's usual multi-threaded setup): see
+    /// [Task placement](super#task-placement) for the trade-off.
+    pub fn shared(threads: usize) -> io::Result<Self> {
+        Self::with_scheduling(threads, true)
+    }
+
+    fn with_scheduling(threads: usize, shared: bool) -> io::Result<Self> {
         let mut workers = Vec::with_capacity(threads);
+        let one = Arc::new(Executor::new());
         for i in 0..threads {
-            let ex = Arc::new(Executor::new());
+            let ex = if shared {
+                Arc::clone(&one)
+            } else {
+                Arc::new(Executor::new())
+            };
             let run = Arc::clone(&ex);
             std::thread::Builder::new()
                 .name(format!("smol-{i}"))
@@ -74,21 +90,24 @@ impl Smol {
 
     /// The process-wide runtime: `SMOL_THREADS` worker threads (smol's
     /// own variable; default one per core; 0 runs every task on the
-    /// threads inside [`Runtime::block_on`]), started on first use. If no
+    /// threads inside [`Runtime::block_on`]), started on first use; tasks
+    /// placed on them, or with `ADAPTER_SCHEDULING=shared` one shared
+    /// executor (see [`Smol::shared`]). If no
     /// thread could be started, tasks run only inside `block_on`.
     pub fn global() -> Self {
         static GLOBAL: OnceLock<Smol> = OnceLock::new();
         GLOBAL
             .get_or_init(|| {
-                Self::new(thread_count("SMOL_THREADS")).unwrap_or_else(|e| {
-                    tracing::error!("cannot start smol worker threads: {e}");
-                    Self {
-                        inner: Arc::new(Inner {
-                            home: Executor::new(),
-                            workers: Workers::new(Vec::new()),
-                        }),
-                    }
-                })
+                Self::with_scheduling(thread_count("SMOL_THREADS"), shared_scheduling())
+                    .unwrap_or_else(|e| {
+                        tracing::error!("cannot start smol worker threads: {e}");
+                        Self {
+                            inner: Arc::new(Inner {
+                                home: Executor::new(),
+                                workers: Workers::new(Vec::new()),
+                            }),
+                        }
+                    })
             })
             .clone()
     }
