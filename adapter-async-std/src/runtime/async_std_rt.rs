@@ -140,17 +140,18 @@ impl Runtime for AsyncStd {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let fut = match workers().place(fut) {
-            Ok((queue, fut)) => match queue.try_send(Box::pin(fut)) {
-                Ok(()) => return,
-                // The worker is gone (its thread ended): run the task on
-                // the global executor instead.
-                Err(e) => e.into_inner(),
-            },
-            Err(fut) => Box::pin(fut) as Job,
-        };
-        // Dropping the handle detaches the task.
-        drop(async_std::task::spawn(fut));
+        // Dropping a handle detaches its task.
+        match workers().place(fut) {
+            Ok((queue, fut)) => {
+                if let Err(e) = queue.try_send(Box::pin(fut)) {
+                    // The worker is gone (its thread ended): run the task
+                    // on the global executor instead.
+                    drop(async_std::task::spawn(e.into_inner()));
+                }
+            }
+            // No workers: async-std's global executor, unboxed.
+            Err(fut) => drop(async_std::task::spawn(fut)),
+        }
     }
 
     fn timer_at(&self, at: Instant) -> Self::Timer {
