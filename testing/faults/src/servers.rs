@@ -75,10 +75,10 @@ impl FromStr for Adapter {
     }
 }
 
-/// The workspace root (this crate's parent directory).
+/// The workspace root (two directories above this crate).
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    manifest.ancestors().nth(2).unwrap_or(manifest).to_path_buf()
 }
 
 /// Where the release binaries are: `$CARGO_TARGET_DIR/release`, else

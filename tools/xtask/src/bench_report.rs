@@ -507,10 +507,10 @@ fn notes(fd_limit: u64, counts: &[usize]) -> Vec<String> {
     n
 }
 
-/// The workspace root: the parent of this crate's directory.
+/// The workspace root: two directories above this crate.
 fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().unwrap_or(here).to_path_buf()
+    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
 }
 
 fn build(cargo: &OsString, workspace: &Path) -> Result<()> {
