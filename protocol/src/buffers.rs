@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 
+use crate::codec::{Packet, decode, frame_len};
 use crate::error::DecodeError;
-use crate::frame::{Frame, HEADER_LEN, decode_frame, peek_frame_len};
+use crate::wire::HEADER_LEN;
 
 /// The smallest read buffer handed to an adapter.
 pub(crate) const READ_CHUNK: usize = 8 * 1024;
@@ -26,7 +27,7 @@ pub struct ConnectionStats {
     pub frames_out: u64,
     /// Bytes received (handed to `handle_input*`).
     pub bytes_in: u64,
-    /// Bytes written (reported through `handle_written` / `poll_transmit`).
+    /// Bytes written (reported through `handle_written`).
     pub bytes_out: u64,
 }
 
@@ -58,7 +59,7 @@ impl Buffers {
     /// at least [`READ_CHUNK`] free, at most [`MAX_GROW_STEP`] more than a
     /// whole current frame needs, never what the length field declares at once.
     pub(crate) fn input_buffer(&mut self) -> &mut BytesMut {
-        let want = match peek_frame_len(&self.recv, self.max_frame_len) {
+        let want = match frame_len(&self.recv, self.max_frame_len) {
             Ok(Some(len)) => len.saturating_sub(self.recv.len()),
             _ => HEADER_LEN,
         };
@@ -69,21 +70,17 @@ impl Buffers {
         &mut self.recv
     }
 
-    pub(crate) fn append_input(&mut self, data: &[u8]) {
-        self.recv.extend_from_slice(data);
-    }
-
     pub(crate) fn count_input(&mut self, n: usize) {
         self.stats.bytes_in += n as u64;
     }
 
-    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
-        let frame = decode_frame(&mut self.recv, self.max_frame_len)?;
-        if frame.is_some() {
+    pub(crate) fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
+        let packet = decode(&mut self.recv, self.max_frame_len)?;
+        if packet.is_some() {
             self.stats.frames_in += 1;
             self.partial_since = None;
         }
-        Ok(frame)
+        Ok(packet)
     }
 
     /// After a parse pass that stopped for want of bytes: start the frame
@@ -130,24 +127,6 @@ impl Buffers {
         } else {
             self.write_progress_at = Some(now);
         }
-    }
-
-    /// Moves all pending output to `out` (no copy when `out` is empty) and
-    /// counts it as written.
-    pub(crate) fn take_output(&mut self, out: &mut BytesMut) -> usize {
-        let n = self.send.len();
-        if n == 0 {
-            return 0;
-        }
-        if out.is_empty() {
-            *out = self.send.split();
-        } else {
-            out.extend_from_slice(&self.send);
-            self.send.clear();
-        }
-        self.stats.bytes_out += n as u64;
-        self.write_progress_at = None;
-        n
     }
 
     pub(crate) fn discard_output(&mut self) {

@@ -7,42 +7,21 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use crate::buffers::{Buffers, ConnectionStats, deadline, earliest};
+use crate::codec::{Packet, encode_request};
+use crate::config::ClientConfig;
 use crate::error::{CloseReason, SubmitError};
-use crate::frame::DEFAULT_MAX_FRAME_LEN;
-use crate::packet::{
-    ACK_FRAME_LEN, AckResult, IdGenerator, MessageId, Packet, RequestKind, encode_request,
-};
+use crate::wire::{ACK_FRAME_LEN, AckResult, IdGenerator, MessageId, RequestKind, Side};
 
-/// Limits and timeouts of a client connection. Every field has a default
-/// (see [`ClientConfig::default`]).
+/// What a [`ClientConnection`] has for its driver, from
+/// [`ClientConnection::poll_event`]: acks in request order, then one `Closed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientConfig {
-    /// Largest frame sent or accepted. Default 8 MiB ([`DEFAULT_MAX_FRAME_LEN`]).
-    pub max_frame_len: u32,
-    /// Requests waiting for acks, above which [`ClientConnection::submit`]
-    /// refuses. Default 4096.
-    pub max_in_flight: usize,
-    /// Close when the oldest request in flight has no ack this long after
-    /// it was submitted. Default 30 s.
-    pub response_timeout: Option<Duration>,
-    /// Close when output is pending and none of it is written for this long.
-    /// Default 30 s.
-    pub write_stall_timeout: Option<Duration>,
-    /// The first id handed out (as a number; ids are its 8 decimal digits).
-    /// Default 1: the first id is `00000001`.
-    pub first_id: u32,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        Self {
-            max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            max_in_flight: 4096,
-            response_timeout: Some(Duration::from_secs(30)),
-            write_stall_timeout: Some(Duration::from_secs(30)),
-            first_id: 1,
-        }
-    }
+pub enum ClientEvent {
+    /// The ack of the oldest request in flight.
+    Ack(Ack),
+    /// The connection is over, for this reason: close the socket (after a
+    /// clean end, [`CloseReason::is_clean`], with a FIN). Requests still in
+    /// flight got no ack. No event follows.
+    Closed(CloseReason),
 }
 
 /// An ack, matched to its request.
@@ -77,16 +56,15 @@ pub struct ClientConnection {
     io: Buffers,
     ids: IdGenerator,
     in_flight: VecDeque<InFlight>,
-    events: VecDeque<Ack>,
+    events: VecDeque<ClientEvent>,
     closing: bool,
     reason: Option<CloseReason>,
     closed: bool,
 }
 
 impl ClientConnection {
-    /// A new client connection, connected at `now`.
-    pub fn new(config: ClientConfig, now: Instant) -> Self {
-        let _ = now;
+    /// A new client connection (its timers start with its first request).
+    pub fn new(config: ClientConfig) -> Self {
         Self {
             // Acks are 14 bytes whatever limit requests are held to.
             io: Buffers::new(config.max_frame_len.max(ACK_FRAME_LEN as u32)),
@@ -138,8 +116,8 @@ impl ClientConnection {
             kind,
             &id,
             payload,
-            &mut self.io.send,
             self.config.max_frame_len,
+            &mut self.io.send,
         )?;
         let _ = self.ids.next_id();
         self.io.queued_output(1, now);
@@ -151,14 +129,12 @@ impl ClientConnection {
         Ok(id)
     }
 
-    /// Feeds bytes read from the server (copied into the receive buffer).
+    /// Feeds bytes read from the server: copies them into
+    /// [`input_buffer`](Self::input_buffer) and calls
+    /// [`handle_input_appended`](Self::handle_input_appended).
     pub fn handle_input(&mut self, data: &[u8], now: Instant) {
-        if self.closed || data.is_empty() {
-            return;
-        }
-        self.io.append_input(data);
-        self.io.count_input(data.len());
-        self.process(now);
+        self.io.input_buffer().extend_from_slice(data);
+        self.handle_input_appended(data.len(), now);
     }
 
     /// The receive buffer, with room to read into: append only, then call
@@ -231,14 +207,20 @@ impl ClientConnection {
         self.process(now);
     }
 
-    /// Ends the connection at once (e.g. the socket failed).
+    /// Ends the connection at once: [`ClientEvent::Closed`] with `reason`
+    /// comes next.
     pub fn abort(&mut self, reason: CloseReason) {
         self.terminate(reason);
     }
 
-    /// The next ack, in request order.
+    /// The socket failed: the connection ends at once.
+    pub fn handle_io_error(&mut self, kind: std::io::ErrorKind) {
+        self.terminate(CloseReason::Io { kind });
+    }
+
+    /// The next event: an ack (in request order), or the end.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Ack> {
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
     }
 
@@ -252,13 +234,6 @@ impl ClientConnection {
     pub fn handle_written(&mut self, n: usize, now: Instant) {
         self.io.written(n, now);
         self.process(now);
-    }
-
-    /// Moves every pending byte into `out` and counts it as written.
-    pub fn poll_transmit(&mut self, out: &mut BytesMut, now: Instant) -> usize {
-        let n = self.io.take_output(out);
-        self.process(now);
-        n
     }
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) must be called at.
@@ -310,9 +285,13 @@ impl ClientConnection {
     }
 
     fn terminate(&mut self, reason: CloseReason) {
-        if self.reason.is_none() {
-            self.reason = Some(reason);
+        if self.closed {
+            return;
         }
+        if self.reason.is_none() {
+            self.reason = Some(reason.clone());
+        }
+        self.events.push_back(ClientEvent::Closed(reason));
         self.closed = true;
         self.io.discard_input();
         self.io.discard_output();
@@ -323,21 +302,20 @@ impl ClientConnection {
             return;
         }
         loop {
-            let frame = match self.io.next_frame() {
-                Ok(Some(frame)) => frame,
+            let packet = match self.io.next_packet() {
+                Ok(Some(packet)) => packet,
                 Ok(None) => break,
                 Err(e) => return self.terminate(e.into()),
             };
-            let (kind, id, result) = match frame.decode_packet() {
-                Ok(Packet::SubmitAck { id, result }) => (RequestKind::Submit, id, result),
-                Ok(Packet::ConnAck { id, result }) => (RequestKind::Conn, id, result),
-                Ok(request) => {
+            let (kind, id, result) = match packet {
+                Packet::SubmitAck { id, result } => (RequestKind::Submit, id, result),
+                Packet::ConnAck { id, result } => (RequestKind::Conn, id, result),
+                request => {
                     return self.terminate(CloseReason::UnexpectedPacket {
                         command: request.command(),
-                        to: "client",
+                        to: Side::Client,
                     });
                 }
-                Err(e) => return self.terminate(e.into()),
             };
             let Some(oldest) = self.in_flight.front() else {
                 return self.terminate(CloseReason::UnsolicitedAck { id, kind });
@@ -353,12 +331,12 @@ impl ClientConnection {
             }
             let rtt = now.saturating_duration_since(oldest.sent_at);
             self.in_flight.pop_front();
-            self.events.push_back(Ack {
+            self.events.push_back(ClientEvent::Ack(Ack {
                 kind,
                 id,
                 result,
                 rtt,
-            });
+            }));
         }
         self.io.after_parse(true, now);
         if self.closing && self.in_flight.is_empty() && self.io.send.is_empty() {

@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use crate::packet::{CommandId, MessageId, RequestKind};
+use crate::wire::{CommandId, MessageId, RequestHandle, RequestKind, Side};
 
 /// The peer sent bytes that are not the protocol. Fatal for the stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,9 +21,6 @@ pub enum DecodeError {
         /// The configured `max_frame_len`.
         max: u32,
     },
-    /// A packet with no command id byte (only reachable through `Packet::decode`).
-    #[error("packet is empty: it has no command id byte")]
-    EmptyPacket,
     /// A command id byte that is none of 0x01, 0x02, 0x81, 0x82.
     #[error("unknown command id 0x{0:02x}")]
     UnknownCommand(u8),
@@ -56,9 +53,6 @@ pub enum EncodeError {
         /// The limit in force.
         max: u32,
     },
-    /// A frame must carry at least a command id byte.
-    #[error("packet is empty: a frame must carry at least a command id byte")]
-    EmptyPacket,
 }
 
 /// Why a connection ended. Every connection that closes has one.
@@ -81,8 +75,8 @@ pub enum CloseReason {
     UnexpectedPacket {
         /// The packet's command.
         command: CommandId,
-        /// `"server"` or `"client"`.
-        to: &'static str,
+        /// The side that received it.
+        to: Side,
     },
     /// The peer closed in the middle of a frame.
     #[error("peer closed in the middle of a frame ({buffered} bytes of it received)")]
@@ -144,13 +138,27 @@ pub enum CloseReason {
         /// The ack's kind.
         kind: RequestKind,
     },
-    /// The local side cut the connection before it was done: a shutdown
-    /// deadline passed, or the socket failed.
-    #[error("aborted: {why}")]
-    Aborted {
-        /// What cut it, e.g. `"shutdown deadline passed with requests unanswered"`.
-        why: &'static str,
+    /// A graceful close did not finish by its deadline (server shutdown):
+    /// the connection was cut with work left.
+    #[error(
+        "cut at the shutdown deadline with {unanswered} request(s) unanswered and {unsent} byte(s) unsent"
+    )]
+    ShutdownDeadline {
+        /// Requests received and not yet acked.
+        unanswered: usize,
+        /// Bytes queued and not yet written.
+        unsent: usize,
     },
+    /// The socket failed (reported by the adapter).
+    #[error("io error: {kind}")]
+    Io {
+        /// The kind of the socket's error.
+        kind: std::io::ErrorKind,
+    },
+    /// The local side ended the connection at once
+    /// ([`crate::ServerConnection::abort`], [`crate::ClientConnection::abort`]).
+    #[error("aborted locally")]
+    Aborted,
 }
 
 impl CloseReason {
@@ -161,7 +169,6 @@ impl CloseReason {
             Self::LocalClose => "local_close",
             Self::Decode(DecodeError::FrameTooShort { .. }) => "frame_too_short",
             Self::Decode(DecodeError::FrameTooLong { .. }) => "frame_too_long",
-            Self::Decode(DecodeError::EmptyPacket) => "empty_packet",
             Self::Decode(DecodeError::UnknownCommand(_)) => "unknown_command",
             Self::Decode(DecodeError::BodyTooShort { .. }) => "body_too_short",
             Self::Decode(DecodeError::AckBodyLength { .. }) => "ack_body_length",
@@ -174,7 +181,9 @@ impl CloseReason {
             Self::ResponseTimeout { .. } => "response_timeout",
             Self::AckMismatch { .. } => "ack_mismatch",
             Self::UnsolicitedAck { .. } => "unsolicited_ack",
-            Self::Aborted { .. } => "aborted",
+            Self::ShutdownDeadline { .. } => "shutdown_deadline",
+            Self::Io { .. } => "io_error",
+            Self::Aborted => "aborted",
         }
     }
 
@@ -191,9 +200,9 @@ pub enum RespondError {
     /// The handle names no request waiting for an answer: answered already,
     /// or from another connection.
     #[error(
-        "request handle {0} is not waiting for an answer (answered already, or from another connection)"
+        "request {0} is not waiting for an answer (answered already, or from another connection)"
     )]
-    UnknownRequest(u64),
+    UnknownRequest(RequestHandle),
 }
 
 /// A client could not queue a request.
@@ -214,4 +223,98 @@ pub enum SubmitError {
     /// The connection is closing: no new requests.
     #[error("connection is closing: no new requests")]
     Closing,
+}
+
+/// A configuration value outside what the protocol can work with: found by
+/// `validate` before anything starts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A number outside its allowed range.
+    #[error("{setting} {value} is out of range {min}..={max}{}", .setting.unit())]
+    OutOfRange {
+        /// Which setting.
+        setting: Setting,
+        /// Its value (durations in milliseconds).
+        value: u64,
+        /// The smallest allowed.
+        min: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+}
+
+impl ConfigError {
+    /// The setting at fault.
+    pub fn setting(&self) -> Setting {
+        match self {
+            Self::OutOfRange { setting, .. } => *setting,
+        }
+    }
+}
+
+/// A configuration setting, named as in [`crate::ServerConfig`] and
+/// [`crate::ClientConfig`] (a command line's flag is the name with dashes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// `max_frame_len`.
+    MaxFrameLen,
+    /// `high_water`.
+    HighWater,
+    /// `low_water`.
+    LowWater,
+    /// `max_pending_requests`.
+    MaxPendingRequests,
+    /// `idle_timeout`.
+    IdleTimeout,
+    /// `frame_timeout`.
+    FrameTimeout,
+    /// `write_stall_timeout`.
+    WriteStallTimeout,
+    /// `linger_quiet`.
+    LingerQuiet,
+    /// `max_connections`.
+    MaxConnections,
+    /// `max_in_flight`.
+    MaxInFlight,
+    /// `response_timeout`.
+    ResponseTimeout,
+}
+
+impl Setting {
+    /// The field's name, e.g. `"max_frame_len"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::MaxFrameLen => "max_frame_len",
+            Self::HighWater => "high_water",
+            Self::LowWater => "low_water",
+            Self::MaxPendingRequests => "max_pending_requests",
+            Self::IdleTimeout => "idle_timeout",
+            Self::FrameTimeout => "frame_timeout",
+            Self::WriteStallTimeout => "write_stall_timeout",
+            Self::LingerQuiet => "linger_quiet",
+            Self::MaxConnections => "max_connections",
+            Self::MaxInFlight => "max_in_flight",
+            Self::ResponseTimeout => "response_timeout",
+        }
+    }
+
+    /// The unit its values are given in, for messages (`" bytes"`, `" ms"`, or none).
+    pub const fn unit(self) -> &'static str {
+        match self {
+            Self::MaxFrameLen | Self::HighWater | Self::LowWater => " bytes",
+            Self::IdleTimeout
+            | Self::FrameTimeout
+            | Self::WriteStallTimeout
+            | Self::LingerQuiet
+            | Self::ResponseTimeout => " ms",
+            Self::MaxPendingRequests | Self::MaxConnections | Self::MaxInFlight => "",
+        }
+    }
+}
+
+impl core::fmt::Display for Setting {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
 }

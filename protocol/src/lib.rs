@@ -27,96 +27,107 @@
 //!
 //! # Layers
 //!
-//! - [`decode_frame`] / [`encode_frame`]: the frame layer over a
-//!   [`bytes::BytesMut`]; `Ok(None)` means "need more bytes".
-//! - [`Packet`]: the four packets, decoded from a frame without copying the
-//!   payload; [`encode_request`] and [`encode_ack`] write whole frames.
-//! - [`ServerConnection`] and [`ClientConnection`]: the state machines of one
-//!   connection: pipelining, ack ordering, backpressure, timeouts, shutdown.
+//! The modules build on each other, bottom first: the wire's vocabulary
+//! ([`MessageId`], [`CommandId`], [`AckResult`], the lengths), errors,
+//! the codec ([`decode`], the one decoder; [`encode_request`],
+//! [`encode_ack`] and [`Packet::encode`]), configuration
+//! ([`ServerConfig`], [`ClientConfig`], checked by `validate`), and the
+//! state machines of one connection, [`ServerConnection`] and
+//! [`ClientConnection`]: pipelining, ack ordering, backpressure, timeouts,
+//! the lingering close and the shutdown deadline. The specification is
+//! `docs/PROTOCOL.md` in the repository.
 //!
 //! # The run loop
 //!
-//! After every `handle_*` call, drain the `poll_*` calls until they are
-//! empty: [`ServerConnection::poll_event`] until `None` (answer each request
-//! with [`ServerConnection::respond`], now or later), write what
-//! [`ServerConnection::transmit_buf`] holds and report it with
-//! [`ServerConnection::handle_written`] (or move it all out with
-//! [`ServerConnection::poll_transmit`]), and arm one timer at
-//! [`ServerConnection::poll_timeout`], calling
-//! [`ServerConnection::handle_timeout`] when it fires. Read only while
-//! [`ServerConnection::wants_input`] is true; close the socket once
-//! [`ServerConnection::is_closed`].
-//!
-//! A complete blocking server connection over a `TcpStream`:
+//! One way in for bytes (`handle_input`, or `input_buffer` then
+//! `handle_input_appended` to read in place), one way out
+//! ([`ServerConnection::transmit_buf`], then `handle_written`), one timer
+//! ([`ServerConnection::poll_timeout`], then `handle_timeout`), and one
+//! queue of events ([`ServerConnection::poll_event`]): requests, the
+//! lingering close's FIN, and the end with its reason. After every
+//! `handle_*` call, drain the events; read only while
+//! [`ServerConnection::wants_input`]. The loop below is the one the
+//! blocking std adapter runs, a thread per connection:
 //!
 //! ```no_run
 //! use std::io::{ErrorKind, Read, Write};
 //! use std::net::{Shutdown, TcpListener};
 //! use std::time::{Duration, Instant};
 //!
-//! use protocol::{AckResult, CloseMode, ServerConfig, ServerConnection};
+//! use protocol::{AckResult, CloseReason, ServerConfig, ServerConnection, ServerEvent};
 //!
-//! fn main() -> std::io::Result<()> {
-//!     let listener = TcpListener::bind("127.0.0.1:8888")?;
-//!     let (mut stream, peer) = listener.accept()?;
+//! fn serve(mut stream: std::net::TcpStream) -> std::io::Result<CloseReason> {
 //!     let mut conn = ServerConnection::new(ServerConfig::default(), Instant::now());
-//!     let mut buf = [0u8; 16 * 1024];
-//!     while !conn.is_closed() {
-//!         // 1. Drain: answer every request, write every pending byte.
-//!         while let Some(req) = conn.poll_event() {
-//!             println!("{peer}: {:?} id={} {} bytes", req.kind, req.id, req.payload.len());
-//!             conn.respond(req.handle, AckResult::OK, Instant::now())
-//!                 .expect("the handle came from this connection");
+//!     let mut buf = [0u8; 8 * 1024];
+//!     loop {
+//!         // 1. Drain the events: answer requests, send the FIN, see the end.
+//!         while let Some(event) = conn.poll_event() {
+//!             match event {
+//!                 ServerEvent::Request(req) => {
+//!                     let result = if req.payload.is_empty() { AckResult::ERROR } else { AckResult::OK };
+//!                     conn.respond(req.handle, result, Instant::now()).ok();
+//!                 }
+//!                 ServerEvent::ShutdownWrite => stream.shutdown(Shutdown::Write).unwrap_or_default(),
+//!                 ServerEvent::Closed(reason) => return Ok(reason),
+//!             }
 //!         }
-//!         while !conn.transmit_buf().is_empty() {
-//!             let n = stream.write(conn.transmit_buf())?;
-//!             conn.handle_written(n, Instant::now());
-//!         }
-//!         if conn.is_closed() {
-//!             break;
-//!         }
-//!         // 2. Wait for input or for the next timer.
+//!         // 2. Wait no longer than the next timer.
 //!         let now = Instant::now();
-//!         let wait = conn.poll_timeout().map(|t| t.saturating_duration_since(now));
-//!         stream.set_read_timeout(wait.map(|d| d.max(Duration::from_millis(1))))?;
-//!         match stream.read(&mut buf) {
-//!             Ok(0) => conn.handle_eof(Instant::now()),
-//!             Ok(n) => conn.handle_input(&buf[..n], Instant::now()),
+//!         let wait = conn.poll_timeout().map(|t| t.saturating_duration_since(now).max(Duration::from_millis(1)));
+//!         // 3. Write what is pending, else read while the connection wants input.
+//!         let io = if !conn.transmit_buf().is_empty() {
+//!             stream.set_write_timeout(wait)?;
+//!             stream.write(conn.transmit_buf()).map(|n| conn.handle_written(n, Instant::now()))
+//!         } else if conn.wants_input() {
+//!             stream.set_read_timeout(wait)?;
+//!             stream.read(&mut buf).map(|n| match buf.get(..n) {
+//!                 Some([]) | None => conn.handle_eof(Instant::now()),
+//!                 Some(data) => conn.handle_input(data, Instant::now()),
+//!             })
+//!         } else {
+//!             std::thread::sleep(wait.unwrap_or(Duration::from_millis(10)));
+//!             Ok(conn.handle_timeout(Instant::now()))
+//!         };
+//!         // 4. A socket timeout is the timer firing; any other error ends the connection.
+//!         match io {
+//!             Ok(()) => {}
 //!             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
 //!                 conn.handle_timeout(Instant::now())
 //!             }
-//!             Err(e) => return Err(e),
+//!             Err(e) if e.kind() == ErrorKind::Interrupted => {}
+//!             Err(e) => conn.handle_io_error(e.kind()),
 //!         }
 //!     }
-//!     println!("{peer}: closed: {:?}", conn.close_reason());
-//!     // 3. Close without letting a reset destroy acks the peer has not read.
-//!     if let CloseMode::Linger { max, quiet } = conn.close_mode() {
-//!         stream.shutdown(Shutdown::Write).ok();
-//!         let until = Instant::now() + max;
-//!         stream.set_read_timeout(Some(quiet))?;
-//!         while Instant::now() < until && matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
-//!     }
-//!     stream.shutdown(Shutdown::Both).ok();
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let listener = TcpListener::bind("127.0.0.1:8888")?;
+//!     let (stream, peer) = listener.accept()?;
+//!     println!("{peer}: closed: {}", serve(stream)?);
 //!     Ok(())
 //! }
 //! ```
 //!
-//! (The loop above always reads, since it never leaves output unwritten;
-//! an adapter that writes without blocking checks
-//! [`ServerConnection::wants_input`] before reading.)
+//! A server shutting down calls [`ServerConnection::close`] with its
+//! deadline; the same loop then answers what was received, flushes,
+//! lingers if it must, and ends by the deadline. The client side,
+//! [`ClientConnection`], has the same shape: `submit` queues a request,
+//! acks and the end come out of its `poll_event`.
 //!
 //! # Limits and their defaults
 //!
 //! | limit | default | where |
 //! |---|---|---|
-//! | `max_frame_len` | 8 MiB | [`ServerConfig`], [`ClientConfig`], [`FrameDecoder`] |
+//! | `max_frame_len` | 8 MiB (13 to 2^31-1 on a server, 14 to 2^31-1 on a client) | [`ServerConfig`], [`ClientConfig`], [`decode`] |
 //! | `high_water` / `low_water` (unsent output) | 1 MiB / 256 KiB | [`ServerConfig`] |
 //! | `max_pending_requests` (unanswered) | 1024 | [`ServerConfig`] |
 //! | `idle_timeout` | off | [`ServerConfig`] |
 //! | `frame_timeout` (slowloris) | 30 s | [`ServerConfig`] |
 //! | `write_stall_timeout` | 30 s | [`ServerConfig`], [`ClientConfig`] |
 //! | `require_conn` | false | [`ServerConfig`] |
-//! | `linger` / `linger_quiet` (lingering close, see [`CloseMode`]) | 2 s / 250 ms | [`ServerConfig`] |
+//! | `linger` / `linger_quiet` (lingering close, see [`ServerEvent::ShutdownWrite`]) | 2 s / 250 ms | [`ServerConfig`] |
+//! | `max_connections` (server-wide) | 10,000 | [`ServerConfig`] |
+//! | `shutdown_timeout` (server-wide) | 10 s | [`ServerConfig`] |
 //! | `max_in_flight` | 4096 | [`ClientConfig`] |
 //! | `response_timeout` | 30 s | [`ClientConfig`] |
 //!
@@ -127,32 +138,34 @@
 //! # Errors
 //!
 //! [`DecodeError`] is the peer's fault (bad bytes); [`EncodeError`],
-//! [`RespondError`] and [`SubmitError`] are the caller's. Every connection
-//! that ends says why with a [`CloseReason`]. No input makes this crate
-//! panic.
+//! [`RespondError`], [`SubmitError`] and [`ConfigError`] are the caller's.
+//! Every connection that ends says why with a [`CloseReason`]. No input
+//! makes this crate panic.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod buffers;
 mod client;
+mod codec;
+mod config;
 mod error;
-mod frame;
-mod packet;
 mod server;
+mod wire;
 
 #[cfg(feature = "proptest")]
 pub mod strategy;
 
 pub use buffers::ConnectionStats;
-pub use client::{Ack, ClientConfig, ClientConnection};
-pub use error::{CloseReason, DecodeError, EncodeError, RespondError, SubmitError};
-pub use frame::{
-    DEFAULT_MAX_FRAME_LEN, Frame, FrameDecoder, HEADER_LEN, MAX_FRAME_LEN_LIMIT, MIN_FRAME_LEN,
-    check_frame_len, decode_frame, encode_frame, peek_frame_len,
+pub use client::{Ack, ClientConnection, ClientEvent};
+pub use codec::{Packet, decode, encode_ack, encode_request};
+pub use config::{ClientConfig, ServerConfig};
+pub use error::{
+    CloseReason, ConfigError, DecodeError, EncodeError, RespondError, Setting, SubmitError,
 };
-pub use packet::{
-    ACK_BODY_LEN, ACK_FRAME_LEN, AckResult, CommandId, ID_LEN, IdGenerator, MessageId, Packet,
-    REQUEST_OVERHEAD, RequestKind, ack_frame, encode_ack, encode_request, request_header,
+pub use server::{Request, ServerConnection, ServerEvent};
+pub use wire::{
+    ACK_FRAME_LEN, AckResult, CommandId, DEFAULT_MAX_FRAME_LEN, HEADER_LEN, ID_LEN, IdGenerator,
+    MAX_FRAME_LEN_LIMIT, MIN_FRAME_LEN, MessageId, REQUEST_OVERHEAD, RequestHandle, RequestKind,
+    Side,
 };
-pub use server::{CloseMode, Request, ServerConfig, ServerConnection};

@@ -1,91 +1,36 @@
 //! The server side of one connection.
 
-use core::time::Duration;
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::buffers::{Buffers, ConnectionStats, deadline, earliest};
+use crate::codec::{Packet, encode_ack};
+use crate::config::ServerConfig;
 use crate::error::{CloseReason, RespondError};
-use crate::frame::DEFAULT_MAX_FRAME_LEN;
-use crate::packet::{AckResult, MessageId, Packet, RequestKind, encode_ack};
+use crate::wire::{AckResult, MessageId, RequestHandle, RequestKind, Side};
 
-/// Limits and timeouts of a server connection. Every field has a default
-/// (see [`ServerConfig::default`]).
+/// What a [`ServerConnection`] has for its driver, from
+/// [`ServerConnection::poll_event`]: in this order over a connection's
+/// life, requests, then at most one `ShutdownWrite`, then one `Closed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerConfig {
-    /// Largest `total_length` accepted. Default 8 MiB ([`DEFAULT_MAX_FRAME_LEN`]).
-    pub max_frame_len: u32,
-    /// Unsent output above which the connection stops taking input.
-    /// Default 1 MiB. Output stays below `high_water` plus one ack
-    /// (14 bytes) per request the application may still be answering
-    /// (`max_pending_requests`).
-    pub high_water: usize,
-    /// Unsent output at or below which input resumes. Default 256 KiB.
-    pub low_water: usize,
-    /// Requests handed to the application and not yet answered, above which
-    /// the connection stops taking input. Default 1024.
-    pub max_pending_requests: usize,
-    /// Close when no request arrives for this long and nothing is pending.
-    /// Default `None` (off, like Redis' `timeout 0`).
-    pub idle_timeout: Option<Duration>,
-    /// Close when a frame has started and is not complete this long after
-    /// (slowloris). Default 30 s.
-    pub frame_timeout: Option<Duration>,
-    /// Close when output is pending and none of it is written for this long.
-    /// Default 30 s.
-    pub write_stall_timeout: Option<Duration>,
-    /// Answer Submits with result 1 until a `Conn` was acked with result 0.
-    /// Default `false` (the seed's client never sends `Conn`).
-    pub require_conn: bool,
-    /// How long a closed connection whose peer may still be sending keeps
-    /// reading and discarding after its FIN, so that a reset does not
-    /// destroy acks the peer has not read yet (see [`CloseMode`]).
-    /// Default 2 s; `None` closes at once.
-    pub linger: Option<Duration>,
-    /// While lingering, the connection closes once the peer has sent
-    /// nothing for this long. Default 250 ms.
-    pub linger_quiet: Duration,
-}
-
-/// How to close the socket once [`ServerConnection::is_closed`].
-///
-/// A socket closed while its peer is still sending answers the peer's next
-/// bytes with a reset, and the reset makes the peer's kernel drop what it
-/// had not delivered yet: acks a slow reader had not taken are lost. So a
-/// peer that may still be sending gets a lingering close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseMode {
-    /// Shut the socket down and drop it: the peer sent FIN, takes nothing
-    /// (write stall), or the connection was aborted.
-    Immediate,
-    /// Shut down the write side (FIN after the last ack), then read and
-    /// discard until the peer closes, sends nothing for `quiet`, or `max`
-    /// has passed; then drop the socket. Hold no buffer while waiting.
-    Linger {
-        /// The longest the whole linger may take.
-        max: Duration,
-        /// Close once the peer is quiet for this long.
-        quiet: Duration,
-    },
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            high_water: 1024 * 1024,
-            low_water: 256 * 1024,
-            max_pending_requests: 1024,
-            idle_timeout: None,
-            frame_timeout: Some(Duration::from_secs(30)),
-            write_stall_timeout: Some(Duration::from_secs(30)),
-            require_conn: false,
-            linger: Some(Duration::from_secs(2)),
-            linger_quiet: Duration::from_millis(250),
-        }
-    }
+pub enum ServerEvent {
+    /// A request for the application: answer it with
+    /// [`ServerConnection::respond`], now or later.
+    Request(Request),
+    /// Every ack is written and the peer may still be sending: shut the
+    /// socket's write side down now (FIN after the last ack) and go on
+    /// reading while [`ServerConnection::wants_input`]; the connection
+    /// discards what comes and closes once the peer closes, is quiet for
+    /// `linger_quiet`, or `linger` (or the shutdown deadline) passes. This
+    /// is the lingering close: a socket closed while its peer is still
+    /// sending answers with a reset, and the reset destroys acks the peer
+    /// has not read yet.
+    ShutdownWrite,
+    /// The connection is over, for this reason: close the socket (nothing
+    /// of the conversation is left to write). No event follows.
+    Closed(CloseReason),
 }
 
 /// A request for the application. Answer it with
@@ -93,7 +38,7 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// Names this request in [`ServerConnection::respond`].
-    pub handle: u64,
+    pub handle: RequestHandle,
     /// `Conn` or `Submit`.
     pub kind: RequestKind,
     /// The id the ack will echo.
@@ -121,6 +66,18 @@ enum Input {
     Stopped,
 }
 
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Requests and acks flow.
+    Conversing,
+    /// The conversation is over, FIN sent: reading and discarding until
+    /// the peer closes, `quiet_at` (pushed back by every read) or `until`.
+    Lingering { until: Instant, quiet_at: Instant },
+    /// Done: `Closed` was queued.
+    Closed,
+}
+
 /// Why a parse pass stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -134,7 +91,8 @@ enum Stop {
 /// Feed it with `handle_*`, drain it with `poll_*` until they are empty (see
 /// the crate docs for the loop). Requests come out of [`poll_event`] in
 /// arrival order; acks leave in the same order whatever order the
-/// application answers in.
+/// application answers in; the end comes out of it too
+/// ([`ServerEvent::Closed`]), with its reason.
 ///
 /// [`poll_event`]: ServerConnection::poll_event
 #[derive(Debug)]
@@ -145,7 +103,7 @@ pub struct ServerConnection {
     /// Requests delivered and not yet acked; `slots[0]` has handle `base`.
     slots: VecDeque<Slot>,
     base: u64,
-    events: VecDeque<Request>,
+    events: VecDeque<ServerEvent>,
     /// Output above the high-water mark: input paused until the low-water mark.
     blocked: bool,
     /// A `Conn` is waiting for the application's answer (`require_conn`):
@@ -154,7 +112,9 @@ pub struct ServerConnection {
     authenticated: bool,
     last_activity: Instant,
     reason: Option<CloseReason>,
-    closed: bool,
+    phase: Phase,
+    /// A graceful close must be over by then (server shutdown).
+    deadline: Option<Instant>,
     refused: u64,
 }
 
@@ -174,7 +134,8 @@ impl ServerConnection {
             authenticated: false,
             last_activity: now,
             reason: None,
-            closed: false,
+            phase: Phase::Conversing,
+            deadline: None,
             refused: 0,
         }
     }
@@ -184,15 +145,12 @@ impl ServerConnection {
         &self.config
     }
 
-    /// Feeds bytes read from the peer (copied into the receive buffer).
-    /// Ignored once input has ended (EOF, error, close).
+    /// Feeds bytes read from the peer: copies them into
+    /// [`input_buffer`](Self::input_buffer) and calls
+    /// [`handle_input_appended`](Self::handle_input_appended).
     pub fn handle_input(&mut self, data: &[u8], now: Instant) {
-        if self.input != Input::Open || data.is_empty() {
-            return;
-        }
-        self.io.append_input(data);
-        self.io.count_input(data.len());
-        self.process(now);
+        self.io.input_buffer().extend_from_slice(data);
+        self.handle_input_appended(data.len(), now);
     }
 
     /// The receive buffer, with room to read into: the zero-copy way in.
@@ -207,7 +165,15 @@ impl ServerConnection {
     /// `n` may be 0 (a read that found nothing): the buffer is then given
     /// back if it holds nothing, so an idle connection keeps no memory.
     pub fn handle_input_appended(&mut self, n: usize, now: Instant) {
-        if self.input != Input::Open {
+        if let Phase::Lingering { quiet_at, .. } = &mut self.phase {
+            self.io.count_input(n);
+            self.io.discard_input();
+            if n > 0 {
+                *quiet_at = now + self.config.linger_quiet;
+            }
+            return;
+        }
+        if self.input != Input::Open || self.phase == Phase::Closed {
             // Input is over: what was appended after it is not part of the
             // conversation (what came before it is still parsed).
             let keep = self.io.recv.len().saturating_sub(n);
@@ -222,36 +188,71 @@ impl ServerConnection {
     /// and flushed, then the connection is done. An incomplete frame is
     /// reported as [`CloseReason::TruncatedFrame`].
     pub fn handle_eof(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Lingering { .. }) {
+            self.end();
+            return;
+        }
         if self.input == Input::Open {
             self.input = Input::Eof;
             self.process(now);
         }
     }
 
-    /// Closes gracefully (server shutdown): reads nothing more, answers
-    /// every complete request already received, flushes, then is done.
-    pub fn close(&mut self, now: Instant) {
+    /// Closes gracefully: reads nothing more, answers every complete
+    /// request already received, flushes, then ends. With a `deadline`
+    /// (server shutdown), a connection still busy then is cut
+    /// ([`CloseReason::ShutdownDeadline`]) and a lingering one closed.
+    pub fn close(&mut self, now: Instant, deadline: Option<Instant>) {
+        if let Some(at) = deadline {
+            self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+            if let Phase::Lingering { until, .. } = &mut self.phase {
+                *until = (*until).min(at);
+            }
+        }
         if self.input == Input::Open {
             self.input = Input::Closing;
-            self.process(now);
         }
+        self.process(now);
     }
 
-    /// Ends the connection at once (e.g. the socket failed): nothing more
-    /// is read, answered or written.
+    /// Ends the connection at once: nothing more is read, answered or
+    /// written; [`ServerEvent::Closed`] with `reason` comes next.
     pub fn abort(&mut self, reason: CloseReason) {
-        self.set_reason(reason);
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.phase == Phase::Conversing {
+            self.set_reason(reason);
+        }
         self.input = Input::Stopped;
-        self.io.discard_input();
-        self.io.discard_output();
         self.slots.clear();
-        self.events.clear();
-        self.closed = true;
+        self.events
+            .retain(|e| !matches!(e, ServerEvent::Request(_)));
+        self.end();
+    }
+
+    /// The socket failed: the connection ends at once (a socket error
+    /// after the conversation ended, while lingering, keeps its reason).
+    pub fn handle_io_error(&mut self, kind: std::io::ErrorKind) {
+        self.abort(CloseReason::Io { kind });
     }
 
     /// Fires every timer that expired at `now`. A no-op when none did.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.closed {
+        match self.phase {
+            Phase::Closed => return,
+            Phase::Lingering { until, quiet_at } => {
+                if now >= until || now >= quiet_at {
+                    self.end();
+                }
+                return;
+            }
+            Phase::Conversing => {}
+        }
+        if self.deadline.is_some_and(|at| now >= at) {
+            let unanswered = self.pending_requests();
+            let unsent = self.io.send.len();
+            self.abort(CloseReason::ShutdownDeadline { unanswered, unsent });
             return;
         }
         if let Some(at) = self.io.write_deadline(self.config.write_stall_timeout)
@@ -278,9 +279,10 @@ impl ServerConnection {
         self.process(now);
     }
 
-    /// The next request for the application, in arrival order.
+    /// The next event: a request for the application (in arrival order),
+    /// the lingering close's FIN, or the end.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Request> {
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
     }
 
@@ -289,11 +291,12 @@ impl ServerConnection {
     /// the ones before it.
     pub fn respond(
         &mut self,
-        handle: u64,
+        handle: RequestHandle,
         result: AckResult,
         now: Instant,
     ) -> Result<(), RespondError> {
         let slot = handle
+            .0
             .checked_sub(self.base)
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.slots.get_mut(i))
@@ -323,67 +326,37 @@ impl ServerConnection {
         self.process(now);
     }
 
-    /// Moves every pending byte into `out` and counts it as written (for
-    /// callers that then write all of `out`, e.g. with `write_all`).
-    /// Returns how many bytes were moved.
-    pub fn poll_transmit(&mut self, out: &mut BytesMut, now: Instant) -> usize {
-        let n = self.io.take_output(out);
-        if n > 0 {
-            self.process(now);
-        }
-        n
-    }
-
     /// The next instant [`handle_timeout`](Self::handle_timeout) must be
     /// called at, if any timer is armed. It moves forward once handled.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.closed {
-            return None;
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Lingering { until, quiet_at } => Some(until.min(quiet_at)),
+            Phase::Conversing => {
+                let t = earliest(
+                    self.io.write_deadline(self.config.write_stall_timeout),
+                    self.io.frame_deadline(self.config.frame_timeout),
+                );
+                earliest(earliest(t, self.idle_deadline()), self.deadline)
+            }
         }
-        let t = earliest(
-            self.io.write_deadline(self.config.write_stall_timeout),
-            self.io.frame_deadline(self.config.frame_timeout),
-        );
-        earliest(t, self.idle_deadline())
     }
 
-    /// False while the connection does not want bytes from the peer: output
-    /// above the high-water mark, too many requests unanswered, a `Conn`
-    /// awaiting its answer, or input over. Stop reading until it is true.
+    /// False while the connection does not want bytes from the peer:
+    /// output above the high-water mark, too many requests unanswered, a
+    /// `Conn` awaiting its answer, or input over. Stop reading until it is
+    /// true. (While lingering it is true: what comes is discarded.)
     pub fn wants_input(&self) -> bool {
-        self.input == Input::Open && !self.gated()
-    }
-
-    /// True once the connection is done: close the socket.
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// True once no more input will be read (EOF, close, error or timeout);
-    /// the connection may still have acks to write.
-    pub fn is_input_done(&self) -> bool {
-        self.input != Input::Open
-    }
-
-    /// How to close the socket now that the connection is done (the
-    /// answer is only meaningful once [`is_closed`](Self::is_closed)).
-    pub fn close_mode(&self) -> CloseMode {
-        let peer_done = matches!(
-            self.reason,
-            None | Some(
-                CloseReason::PeerClosed
-                    | CloseReason::TruncatedFrame { .. }
-                    | CloseReason::WriteStall { .. }
-                    | CloseReason::Aborted { .. }
-            )
-        ) || self.input == Input::Eof;
-        match self.config.linger {
-            Some(max) if !peer_done && !max.is_zero() => CloseMode::Linger {
-                max,
-                quiet: self.config.linger_quiet,
-            },
-            _ => CloseMode::Immediate,
+        match self.phase {
+            Phase::Conversing => self.input == Input::Open && !self.gated(),
+            Phase::Lingering { .. } => true,
+            Phase::Closed => false,
         }
+    }
+
+    /// True once the connection is done ([`ServerEvent::Closed`] was queued).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
     }
 
     /// Why the connection ended (or is ending), once known.
@@ -439,6 +412,37 @@ impl ServerConnection {
         }
     }
 
+    /// The conversation is over: linger if the peer may still be sending,
+    /// else close.
+    fn finish(&mut self, now: Instant) {
+        self.io.discard_input();
+        self.io.discard_output();
+        let peer_done = self.input == Input::Eof
+            || matches!(
+                self.reason,
+                Some(CloseReason::PeerClosed | CloseReason::TruncatedFrame { .. })
+            );
+        match self.config.linger {
+            Some(max) if !peer_done && !max.is_zero() => {
+                let until = now + max;
+                let until = self.deadline.map_or(until, |d| d.min(until));
+                let quiet_at = now + self.config.linger_quiet;
+                self.phase = Phase::Lingering { until, quiet_at };
+                self.events.push_back(ServerEvent::ShutdownWrite);
+            }
+            _ => self.end(),
+        }
+    }
+
+    /// Done: queue the end.
+    fn end(&mut self) {
+        self.io.discard_input();
+        self.io.discard_output();
+        self.phase = Phase::Closed;
+        let reason = self.reason.clone().unwrap_or(CloseReason::Aborted);
+        self.events.push_back(ServerEvent::Closed(reason));
+    }
+
     /// Stops input for good: nothing more is parsed; what was delivered is
     /// still answered and flushed.
     fn stop(&mut self, reason: CloseReason) {
@@ -450,7 +454,7 @@ impl ServerConnection {
     /// Parses what can be parsed, queues the acks that can be queued,
     /// updates the flow-control state, and notices the end.
     fn process(&mut self, now: Instant) {
-        if self.closed {
+        if self.phase != Phase::Conversing {
             return;
         }
         loop {
@@ -480,9 +484,7 @@ impl ServerConnection {
                 Input::Closing => CloseReason::LocalClose,
                 _ => CloseReason::PeerClosed,
             });
-            self.closed = true;
-            self.io.discard_input();
-            self.io.discard_output();
+            self.finish(now);
         }
     }
 
@@ -494,8 +496,8 @@ impl ServerConnection {
             if self.gated() {
                 return Stop::Gated;
             }
-            let frame = match self.io.next_frame() {
-                Ok(Some(frame)) => frame,
+            let packet = match self.io.next_packet() {
+                Ok(Some(packet)) => packet,
                 Ok(None) => return Stop::NeedMore,
                 Err(e) => {
                     self.stop(e.into());
@@ -503,22 +505,18 @@ impl ServerConnection {
                 }
             };
             self.last_activity = now;
-            let (kind, id, payload) = match frame.decode_packet() {
-                Ok(Packet::Submit { id, payload }) => (RequestKind::Submit, id, payload),
-                Ok(Packet::Conn { id, payload }) => (RequestKind::Conn, id, payload),
-                Ok(ack) => {
+            let (kind, id, payload) = match packet {
+                Packet::Submit { id, payload } => (RequestKind::Submit, id, payload),
+                Packet::Conn { id, payload } => (RequestKind::Conn, id, payload),
+                ack => {
                     self.stop(CloseReason::UnexpectedPacket {
                         command: ack.command(),
-                        to: "server",
+                        to: Side::Server,
                     });
                     return Stop::Error;
                 }
-                Err(e) => {
-                    self.stop(e.into());
-                    return Stop::Error;
-                }
             };
-            let handle = self.base + self.slots.len() as u64;
+            let handle = RequestHandle(self.base + self.slots.len() as u64);
             if kind == RequestKind::Submit && self.config.require_conn && !self.authenticated {
                 self.slots.push_back(Slot {
                     kind,
@@ -535,12 +533,12 @@ impl ServerConnection {
                 id,
                 result: None,
             });
-            self.events.push_back(Request {
+            self.events.push_back(ServerEvent::Request(Request {
                 handle,
                 kind,
                 id,
                 payload,
-            });
+            }));
         }
     }
 

@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 
-use crate::packet::{AckResult, MessageId, Packet, RequestKind};
+use crate::codec::Packet;
+use crate::wire::{AckResult, MessageId, RequestKind};
 
 /// Any 8-byte id.
 pub fn message_id() -> impl Strategy<Value = MessageId> {
