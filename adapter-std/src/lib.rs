@@ -2,7 +2,7 @@
 //! a thread per connection, no async runtime, no poller.
 //!
 //! It is for programs that have no runtime, and it is the honest baseline
-//! of the seeds' "thread per connection" model. Like every adapter it is
+//! of the Go original's "thread per connection" model. Like every adapter it is
 //! thin: framing, ordering, limits and timeouts are decided by the
 //! [`protocol`] core; this crate owns the sockets, the threads, the accept
 //! loop, graceful shutdown and the binary.
@@ -54,7 +54,8 @@
 //! heap holds nothing for an idle connection), plus the kernel's own
 //! per-thread memory. Under load, 1000 connections mean 1000 threads taking
 //! turns on the CPUs: the throughput the multiplexed adapters keep at that
-//! scale is the seeds' argument for them, and this adapter measures it.
+//! scale is the argument for them (`docs/PROTOCOL.md`, section 10), and
+//! this adapter measures it.
 //!
 //! # Client
 //!

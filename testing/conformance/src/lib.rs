@@ -1,5 +1,5 @@
 //! The behaviour suite every adapter's server runs: one scenario per socket
-//! behaviour of `shared/PROTOCOL.md` (1-9) plus pipelining, graceful
+//! behaviour of `docs/PROTOCOL.md` (1-9) plus pipelining, graceful
 //! shutdown, max connections, malformed-frame isolation, and hostile peers
 //! by the hundred (huge declared lengths, slowloris, slow consumers) with
 //! the server's memory measured ([`process`]).

@@ -2,7 +2,7 @@
 //! with blocking std sockets (see [`crate::support`]), and stops them before
 //! it returns; each finishes in bounded time (a few seconds at most).
 //!
-//! The numbers refer to the socket behaviours of `shared/PROTOCOL.md`.
+//! The numbers refer to the socket behaviours of `docs/PROTOCOL.md` (section 10).
 
 mod app;
 mod basic;
