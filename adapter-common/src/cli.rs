@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use protocol::{Ack, DEFAULT_MAX_FRAME_LEN, ServerConfig};
+use protocol::{Ack, ClientConfig, ConfigError, DEFAULT_MAX_FRAME_LEN, ServerConfig, Setting};
 
 use crate::net::{Endpoint, SocketOptions};
+use crate::server::ServerOptions;
 
 /// `--addr` / `--unix`: where to listen or connect.
 #[derive(Debug, Clone, Args)]
@@ -76,28 +77,61 @@ fn secs(n: u64) -> Option<Duration> {
 }
 
 impl ServeArgs {
-    /// The core's configuration the flags describe.
-    pub fn server_config(&self) -> ServerConfig {
-        ServerConfig {
+    /// The server's options the flags describe, checked: a value out of
+    /// range exits with status 2 and one line naming the flag, the value
+    /// and the allowed range. `default_max_connections` is the adapter's.
+    pub fn server_options(&self, default_max_connections: usize) -> ServerOptions {
+        let config = ServerConfig {
             max_frame_len: self.max_frame_len,
             idle_timeout: secs(self.idle_timeout),
             frame_timeout: secs(self.frame_timeout),
             write_stall_timeout: secs(self.write_stall_timeout),
             require_conn: self.require_conn,
+            max_connections: self.max_connections.unwrap_or(default_max_connections),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             ..ServerConfig::default()
+        };
+        exit_if_invalid(config.validate());
+        ServerOptions {
+            config,
+            socket: SocketOptions::default(),
         }
     }
+}
 
-    /// The graceful-shutdown deadline.
-    pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_secs(self.shutdown_timeout)
+/// Exits with status 2 and one line on stderr when a configuration from
+/// the flags is out of range, e.g.
+/// `error: --max-frame-len 0 is out of range 13..=2147483647 (bytes)`.
+pub fn exit_if_invalid(checked: Result<(), ConfigError>) {
+    if let Err(e) = checked {
+        eprintln!("error: {}", flag_message(&e));
+        std::process::exit(2);
     }
+}
 
-    /// Socket options (the defaults: SO_REUSEADDR, backlog 1024,
-    /// TCP_NODELAY, keepalive 300 s).
-    pub fn socket_options(&self) -> SocketOptions {
-        SocketOptions::default()
-    }
+/// The error in the command line's words: the flag, the value as typed
+/// (seconds for timeouts), the allowed range.
+pub fn flag_message(e: &ConfigError) -> String {
+    let ConfigError::OutOfRange {
+        setting,
+        value,
+        min,
+        max,
+    } = e;
+    let flag = setting.name().replace('_', "-");
+    let in_secs = setting.unit() == " ms";
+    let shown = |v: u64| if in_secs { v / 1000 } else { v };
+    let unit = match setting {
+        Setting::MaxFrameLen => " (bytes)",
+        _ if in_secs => " (seconds)",
+        _ => "",
+    };
+    format!(
+        "--{flag} {} is out of range {}..={}{unit}",
+        shown(*value),
+        shown(*min),
+        shown(*max)
+    )
 }
 
 /// `submit`: send each message as a Submit and print each ack.
@@ -121,6 +155,14 @@ impl SubmitArgs {
     /// The response timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout.max(1))
+    }
+
+    /// The client's configuration the flags describe.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            response_timeout: Some(self.timeout()),
+            ..ClientConfig::default()
+        }
     }
 }
 

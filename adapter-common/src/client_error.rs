@@ -4,7 +4,7 @@
 use std::io;
 use std::sync::Arc;
 
-use protocol::{CloseReason, SubmitError};
+use protocol::{CloseReason, ConfigError, SubmitError};
 
 use crate::net::Endpoint;
 
@@ -29,6 +29,9 @@ pub enum ClientError {
     /// client's own close).
     #[error("connection closed: {0}")]
     Closed(CloseReason),
+    /// The configuration is out of range (nothing was connected).
+    #[error("invalid client configuration: {0}")]
+    Config(#[from] ConfigError),
     /// The socket failed.
     #[error("connection failed: {0}")]
     Io(#[source] Arc<io::Error>),

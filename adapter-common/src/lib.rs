@@ -1,22 +1,36 @@
-//! What the adapters share that is not protocol: where to listen, how the
-//! sockets are set up, how accept errors are survived, the command-line
-//! surface of the binaries, their log lines and their totals.
+//! What the adapters share, written once: endpoints and the one TCP-or-Unix
+//! family ([`Net`]), socket setup, the one [`Handler`] vocabulary, the
+//! server [`Supervisor`] (admit, refuse, shutdown fan-out, drain, totals),
+//! the client core ([`ClientCore`]: waiters in in-flight order, how the
+//! end reaches them), and for the async adapters the [`Runtime`] seam with
+//! the one [`Server`] and [`Client`] written over it; plus the binaries'
+//! command line and log lines.
 //!
 //! Nothing here frames, orders, limits or times out the protocol: that is
-//! the `protocol` crate's job.
+//! the `protocol` crate's job. An adapter is a runtime (or, for std, a
+//! blocking loop) plus socket glue.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod client;
 mod client_error;
 pub mod handler;
 mod net;
+pub mod runtime;
+pub mod server;
+pub mod supervisor;
 mod totals;
 
+pub use client::{Client, ClientCore, PendingAck};
 pub use client_error::ClientError;
+pub use handler::{AckAll, AsyncFn, Handler, Reply};
 pub use net::{
-    AcceptBackoff, Endpoint, SocketOptions, StdListener, StdStream, bind, configure_tcp,
-    is_transient_accept_error, remove_unix_socket,
+    AcceptBackoff, Endpoint, Net, SocketOptions, StdListener, StdStream, bind, configure_tcp,
+    is_timeout, is_transient_accept_error, remove_unix_socket,
 };
-pub use totals::{OpenConnection, RateLimiter, ServerTotals, conn_closed_line};
+pub use runtime::{Runtime, Socket, Timer};
+pub use server::{Server, ServerOptions};
+pub use supervisor::{Admission, Control, ShutdownHandle, Signal, Supervisor, block_on};
+pub use totals::{RateLimiter, ServerTotals, conn_closed_line};

@@ -1,8 +1,9 @@
 //! Endpoints, listeners and socket options.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -68,15 +69,22 @@ impl Default for SocketOptions {
     }
 }
 
+/// TCP or Unix: the one two-kinds type of every adapter, for listeners
+/// and streams of any IO model (std's, tokio's, async-io's).
+#[derive(Debug)]
+pub enum Net<T, U> {
+    /// TCP.
+    Tcp(T),
+    /// Unix domain socket.
+    Unix(U),
+}
+
 /// A bound, listening std socket, blocking; async adapters set it
 /// non-blocking and hand it to their runtime.
-#[derive(Debug)]
-pub enum StdListener {
-    /// TCP.
-    Tcp(std::net::TcpListener),
-    /// Unix domain socket.
-    Unix(UnixListener),
-}
+pub type StdListener = Net<std::net::TcpListener, UnixListener>;
+
+/// A connected std stream: TCP or Unix.
+pub type StdStream = Net<std::net::TcpStream, UnixStream>;
 
 impl StdListener {
     /// The endpoint actually bound (with the real port when 0 was asked).
@@ -100,15 +108,15 @@ impl StdListener {
             Self::Unix(l) => l.set_nonblocking(nonblocking),
         }
     }
-}
 
-/// A connected std stream: TCP or Unix.
-#[derive(Debug)]
-pub enum StdStream {
-    /// TCP.
-    Tcp(std::net::TcpStream),
-    /// Unix domain socket.
-    Unix(UnixStream),
+    /// Accepts one connection: the stream and its peer's label (see
+    /// [`StdStream::peer_label`]).
+    pub fn accept(&self) -> io::Result<(StdStream, String)> {
+        match self {
+            Self::Tcp(l) => l.accept().map(|(s, a)| (Net::Tcp(s), a.to_string())),
+            Self::Unix(l) => l.accept().map(|(s, _)| (Net::Unix(s), "unix".to_owned())),
+        }
+    }
 }
 
 impl StdStream {
@@ -123,6 +131,109 @@ impl StdStream {
             Endpoint::Unix(p) => UnixStream::connect(p).map(Self::Unix),
         }
     }
+
+    /// The peer, for log lines: `ip:port`, or `unix`.
+    pub fn peer_label(&self) -> String {
+        match self {
+            Self::Tcp(s) => s
+                .peer_addr()
+                .map_or_else(|_| "tcp:unknown".to_owned(), |a| a.to_string()),
+            Self::Unix(_) => "unix".to_owned(),
+        }
+    }
+
+    /// Sets SO_RCVTIMEO (`None`: block).
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        SockRef::from(self).set_read_timeout(d)
+    }
+
+    /// Sets SO_SNDTIMEO (`None`: block).
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        SockRef::from(self).set_write_timeout(d)
+    }
+
+    /// Shuts down one or both directions.
+    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        SockRef::from(self).shutdown(how)
+    }
+
+    /// Sets the stream non-blocking or blocking.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        SockRef::from(self).set_nonblocking(on)
+    }
+
+    /// A second handle on the same socket.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        match self {
+            Self::Tcp(s) => s.try_clone().map(Self::Tcp),
+            Self::Unix(s) => s.try_clone().map(Self::Unix),
+        }
+    }
+}
+
+impl<T: AsFd, U: AsFd> AsFd for Net<T, U> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Self::Tcp(s) => s.as_fd(),
+            Self::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+/// `&StdStream` reads and writes, so one shared stream can be read by one
+/// thread while another shuts it down (no second descriptor).
+impl Read for &StdStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match *self {
+            Net::Tcp(s) => (&*s).read(buf),
+            Net::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for &StdStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match *self {
+            Net::Tcp(s) => (&*s).write(buf),
+            Net::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match *self {
+            Net::Tcp(s) => (&*s).write_vectored(bufs),
+            Net::Unix(s) => (&*s).write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for StdStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for StdStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// True for the errors a socket timeout (SO_RCVTIMEO / SO_SNDTIMEO) or a
+/// non-blocking socket gives when nothing could be done.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Binds and listens on `endpoint` with `opts`. For a Unix path, a stale
@@ -140,14 +251,14 @@ pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<StdListener
             }
             socket.bind(&SockAddr::from(*addr))?;
             socket.listen(opts.backlog)?;
-            Ok(StdListener::Tcp(socket.into()))
+            Ok(Net::Tcp(socket.into()))
         }
         Endpoint::Unix(path) => {
             remove_stale_unix_socket(path)?;
             let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
             socket.bind(&SockAddr::unix(path)?)?;
             socket.listen(opts.backlog)?;
-            Ok(StdListener::Unix(socket.into()))
+            Ok(Net::Unix(socket.into()))
         }
     }
 }

@@ -2,59 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol::{CloseReason, ConnectionStats};
-
-/// One served connection in a server's [`ServerTotals`], from accept to
-/// end. [`close`](Self::close) counts its end; if it is dropped without
-/// that (a handler panicked and unwound the connection's task, or the task
-/// was dropped unfinished), the drop counts the end (kind `panic` or
-/// `dropped`) and logs it, so the open count never leaks and the
-/// `max_connections` slot is given back.
-#[derive(Debug)]
-#[must_use = "dropping it counts the connection as ended"]
-pub struct OpenConnection {
-    totals: Arc<ServerTotals>,
-    closed: bool,
-}
-
-impl OpenConnection {
-    /// Counts a connection accepted and served.
-    pub fn open(totals: &Arc<ServerTotals>) -> Self {
-        totals.connection_opened();
-        Self {
-            totals: Arc::clone(totals),
-            closed: false,
-        }
-    }
-
-    /// Counts the connection's end: its counters and close reason (`None`:
-    /// a socket error).
-    pub fn close(mut self, stats: &ConnectionStats, reason: Option<&CloseReason>) {
-        self.closed = true;
-        self.totals.connection_closed(stats, reason);
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        if self.closed {
-            return;
-        }
-        if std::thread::panicking() {
-            tracing::error!(
-                "connection task panicked (in the handler?): connection dropped, its unanswered requests lost"
-            );
-            self.totals.connection_abandoned("panic");
-        } else {
-            tracing::warn!("connection task dropped before the connection ended");
-            self.totals.connection_abandoned("dropped");
-        }
-    }
-}
 
 /// Counters a server keeps across its connections. Cheap to update from
 /// many tasks or threads at once.
@@ -85,21 +37,20 @@ impl ServerTotals {
     }
 
     /// A connection ended: fold its counters in and count its close reason.
-    pub fn connection_closed(&self, stats: &ConnectionStats, reason: Option<&CloseReason>) {
+    pub fn connection_closed(&self, stats: &ConnectionStats, reason: &CloseReason) {
         self.open.fetch_sub(1, Ordering::Relaxed);
         self.requests.fetch_add(stats.frames_in, Ordering::Relaxed);
         self.acks.fetch_add(stats.frames_out, Ordering::Relaxed);
         self.bytes_in.fetch_add(stats.bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(stats.bytes_out, Ordering::Relaxed);
-        let kind = reason.map_or("io_error", CloseReason::kind);
         if let Ok(mut m) = self.closes.lock() {
-            *m.entry(kind).or_default() += 1;
+            *m.entry(reason.kind()).or_default() += 1;
         }
     }
 
     /// A connection ended without its counters (its task panicked or was
     /// dropped unfinished): counted under `kind`.
-    fn connection_abandoned(&self, kind: &'static str) {
+    pub(crate) fn connection_abandoned(&self, kind: &'static str) {
         self.open.fetch_sub(1, Ordering::Relaxed);
         if let Ok(mut m) = self.closes.lock() {
             *m.entry(kind).or_default() += 1;
@@ -148,16 +99,10 @@ pub fn conn_closed_line(
     peer: &str,
     lived: Duration,
     stats: &ConnectionStats,
-    reason: Option<&CloseReason>,
-    io_error: Option<&std::io::Error>,
+    reason: &CloseReason,
 ) -> String {
-    let why = match (reason, io_error) {
-        (_, Some(e)) => format!("io error: {e}"),
-        (Some(r), None) => r.to_string(),
-        (None, None) => "unknown".to_owned(),
-    };
     format!(
-        "connection closed peer={peer} duration={lived:.3?} requests={} acks={} bytes_in={} bytes_out={} reason=\"{why}\"",
+        "connection closed peer={peer} duration={lived:.3?} requests={} acks={} bytes_in={} bytes_out={} reason=\"{reason}\"",
         stats.frames_in, stats.frames_out, stats.bytes_in, stats.bytes_out
     )
 }
@@ -222,8 +167,13 @@ mod tests {
             bytes_in: 60,
             bytes_out: 42,
         };
-        t.connection_closed(&stats, Some(&CloseReason::PeerClosed));
-        t.connection_closed(&stats, None);
+        t.connection_closed(&stats, &CloseReason::PeerClosed);
+        t.connection_closed(
+            &stats,
+            &CloseReason::Io {
+                kind: std::io::ErrorKind::ConnectionReset,
+            },
+        );
         assert_eq!(t.open_now(), 0);
         let line = t.to_string();
         assert!(line.contains("requests=6"), "{line}");
