@@ -28,20 +28,37 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use adapter_common::{Endpoint, SocketOptions};
-use protocol::{AckResult, RequestKind, ServerConfig};
+pub use adapter_common::{Endpoint, ServerOptions, SocketOptions};
+use adapter_common::{Handler, Reply};
+use protocol::{AckResult, Request, ServerConfig};
 
 pub mod process;
 pub mod scenarios;
 pub mod support;
 
-/// The application handler a test server runs: request kind and payload
-/// in, result out. Shared across connections and threads.
-pub type SyncHandler = Arc<dyn Fn(RequestKind, &[u8]) -> AckResult + Send + Sync>;
+/// The application a test server runs: any closure over the request,
+/// behind the one [`Handler`] every adapter serves (answered at once).
+#[derive(Clone)]
+pub struct App(Arc<dyn Fn(&Request) -> AckResult + Send + Sync>);
+
+impl App {
+    /// An application from a closure.
+    pub fn new(f: impl Fn(&Request) -> AckResult + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl Handler for App {
+    type Future = std::future::Ready<AckResult>;
+
+    fn handle(&self, request: Request) -> Reply<Self::Future> {
+        Reply::Now((self.0)(&request))
+    }
+}
 
 /// The seed's handler: every request is acked with result 0.
-pub fn ack_all() -> SyncHandler {
-    Arc::new(|_, _| AckResult::OK)
+pub fn ack_all() -> App {
+    App::new(|_| AckResult::OK)
 }
 
 /// What server a scenario wants.
@@ -56,7 +73,7 @@ pub struct ServerSpec {
     /// Socket options for the listener and the connections.
     pub socket: SocketOptions,
     /// The application.
-    pub handler: SyncHandler,
+    pub handler: App,
     /// How long a graceful shutdown may take before connections are cut.
     pub shutdown_timeout: Duration,
     /// A fixed TCP address to bind instead of 127.0.0.1:0 (ignored when
@@ -75,6 +92,21 @@ impl Default for ServerSpec {
             handler: ack_all(),
             shutdown_timeout: Duration::from_secs(5),
             addr: None,
+        }
+    }
+}
+
+impl ServerSpec {
+    /// The server options the spec describes (its `max_connections` and
+    /// `shutdown_timeout` go into the core's configuration).
+    pub fn options(&self) -> ServerOptions {
+        ServerOptions {
+            config: ServerConfig {
+                max_connections: self.max_connections,
+                shutdown_timeout: self.shutdown_timeout,
+                ..self.config.clone()
+            },
+            socket: self.socket.clone(),
         }
     }
 }

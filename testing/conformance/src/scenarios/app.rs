@@ -1,14 +1,13 @@
 //! The application's answers: results 0 and 1, the Conn gate, and a
 //! handler that panics.
 
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use protocol::{AckResult, RequestKind};
+use protocol::{AckResult, Request, RequestKind};
 
 use crate::support::{PROMPT, Server, TestClient};
-use crate::{Harness, ServerSpec};
+use crate::{App, Harness, ServerSpec};
 
 /// With `require_conn`, Submits before an accepted Conn get result 1; a
 /// Conn the handler refuses (wrong token) gets ConnAck 1 and unlocks
@@ -17,8 +16,8 @@ use crate::{Harness, ServerSpec};
 /// connection; the connection stays open throughout.
 pub fn require_conn_refuses_submits_until_a_conn_is_accepted(h: &dyn Harness) {
     let mut spec = ServerSpec {
-        handler: Arc::new(|kind, payload: &[u8]| match kind {
-            RequestKind::Conn if payload == b"token" => AckResult::OK,
+        handler: App::new(|req: &Request| match req.kind {
+            RequestKind::Conn if req.payload == b"token"[..] => AckResult::OK,
             RequestKind::Conn => AckResult::ERROR,
             RequestKind::Submit => AckResult::OK,
         }),
@@ -80,8 +79,8 @@ pub fn handler_refusal_keeps_the_connection_open(h: &dyn Harness) {
     let server = Server::start(
         h,
         ServerSpec {
-            handler: Arc::new(|_, payload: &[u8]| {
-                if payload.starts_with(b"bad") {
+            handler: App::new(|req: &Request| {
+                if req.payload.starts_with(b"bad") {
                     AckResult::ERROR
                 } else {
                     AckResult::OK
@@ -123,8 +122,8 @@ pub fn a_panicking_handler_costs_only_its_connection_and_frees_its_slot(h: &dyn 
         h,
         ServerSpec {
             max_connections: 2,
-            handler: Arc::new(|_, payload: &[u8]| {
-                if payload == b"panic" {
+            handler: App::new(|req: &Request| {
+                if req.payload == b"panic"[..] {
                     panic!("the handler panics on purpose (the test expects this line)");
                 }
                 AckResult::OK

@@ -1,8 +1,9 @@
 //! Bytes that are not the protocol: each closes only its own connection,
 //! after the acks of the whole requests that came before it.
 
-use protocol::{AckResult, DEFAULT_MAX_FRAME_LEN, MessageId, RequestKind, ack_frame};
+use protocol::{AckResult, DEFAULT_MAX_FRAME_LEN, MessageId, RequestKind};
 
+use crate::support::ack_frame;
 use crate::support::{PROMPT, Server, TestClient};
 use crate::{Harness, ServerSpec};
 

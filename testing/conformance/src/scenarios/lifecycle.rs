@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use protocol::{AckResult, RequestKind};
+use protocol::{AckResult, Request, RequestKind};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::support::{
     Closed, PROMPT, Server, Stream, TestClient, empty_submits, is_reset, join_all,
 };
-use crate::{Endpoint, Harness, ServerSpec};
+use crate::{App, Endpoint, Harness, ServerSpec};
 
 fn half_close_on(endpoint: &Endpoint, name: &str, n: usize) {
     let mut c = TestClient::connect(endpoint, name);
@@ -113,7 +113,8 @@ pub fn reset_by_peer_leaves_the_server_serving_others(h: &dyn Harness) {
 pub fn graceful_shutdown_answers_every_fully_sent_request(h: &dyn Harness) {
     const EACH: usize = 10;
     let spec = ServerSpec {
-        handler: Arc::new(|kind, _payload: &[u8]| {
+        handler: App::new(|req: &Request| {
+            let kind = req.kind;
             if kind == RequestKind::Submit {
                 thread::sleep(Duration::from_millis(10));
             }
