@@ -1,11 +1,11 @@
-//! The frame and packet layers against byte vectors and random splits.
+//! The codec (`decode`, `encode_request`, `encode_ack`, `Packet::encode`)
+//! against byte vectors and random splits.
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use protocol::{
-    AckResult, CommandId, DEFAULT_MAX_FRAME_LEN, DecodeError, EncodeError, Frame, FrameDecoder,
-    IdGenerator, MessageId, Packet, RequestKind, decode_frame, encode_ack, encode_frame,
-    encode_request,
+    AckResult, CommandId, DEFAULT_MAX_FRAME_LEN, DecodeError, EncodeError, IdGenerator,
+    MAX_FRAME_LEN_LIMIT, MessageId, Packet, RequestKind, decode, encode_ack, encode_request,
 };
 
 fn id(s: &[u8; 8]) -> MessageId {
@@ -22,10 +22,9 @@ fn encode(p: &Packet) -> Vec<u8> {
 /// and how many bytes were consumed.
 fn decode_all(bytes: &[u8]) -> (Vec<Packet>, Option<DecodeError>, usize) {
     let mut buf = BytesMut::from(bytes);
-    let dec = FrameDecoder::default();
     let mut out = Vec::new();
     loop {
-        match dec.decode_packet(&mut buf) {
+        match decode(&mut buf, DEFAULT_MAX_FRAME_LEN) {
             Ok(Some(p)) => out.push(p),
             Ok(None) => return (out, None, bytes.len() - buf.len()),
             Err(e) => return (out, Some(e), bytes.len() - buf.len()),
@@ -46,6 +45,20 @@ fn seed_example_submit_is_31_bytes_length_first() {
     assert_eq!(bytes[4], 0x02);
     assert_eq!(&bytes[5..13], b"00000001");
     assert_eq!(&bytes[13..], b"helped-lester-8f15");
+    // The same 31 bytes through the decoder: one packet, all consumed.
+    let (got, err, used) = decode_all(&bytes);
+    assert_eq!((got, err, used), (vec![p], None, 31));
+    // And through the request fast path, byte for byte.
+    let mut out = BytesMut::new();
+    encode_request(
+        RequestKind::Submit,
+        &id(b"00000001"),
+        b"helped-lester-8f15",
+        DEFAULT_MAX_FRAME_LEN,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(&out[..], &bytes[..]);
 }
 
 #[test]
@@ -133,16 +146,20 @@ fn one_mib_payload_round_trips_without_copy() {
     };
     let mut buf = BytesMut::from(&encode(&p)[..]);
     let start = buf.as_ptr() as usize;
-    let got = FrameDecoder::default()
-        .decode_packet(&mut buf)
-        .unwrap()
-        .unwrap();
+    let storage = start..start + buf.capacity();
+    let got = decode(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap().unwrap();
+    assert!(buf.is_empty());
     let Packet::Submit { payload: got, .. } = got else {
         panic!("not a submit: {got:?}")
     };
     assert_eq!(got, payload);
     // The payload is the receive buffer itself, 13 bytes in: no copy.
     assert_eq!(got.as_ptr() as usize, start + 13);
+    let end = got.as_ptr() as usize + got.len();
+    assert!(
+        storage.contains(&(got.as_ptr() as usize)) && end <= storage.end,
+        "the payload lies outside the receive buffer's storage"
+    );
 }
 
 #[test]
@@ -154,22 +171,43 @@ fn trailing_junk_after_a_frame_is_not_consumed() {
     let frame_len = bytes.len();
     bytes.extend_from_slice(&[0xDE, 0xAD, 0xBE]);
     let mut buf = BytesMut::from(&bytes[..]);
-    let p = decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap();
+    let p = decode(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap();
     assert!(p.is_some());
     assert_eq!(&buf[..], &[0xDE, 0xAD, 0xBE]);
     // Three bytes are not a header: need more, nothing consumed.
-    assert_eq!(decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN), Ok(None));
+    assert_eq!(decode(&mut buf, DEFAULT_MAX_FRAME_LEN), Ok(None));
     assert_eq!(buf.len(), 3);
-    // A fourth junk byte makes a (bad) header: 0xDEADBEEF is too long.
+    // A fourth junk byte makes a (bad) header: 0xDEADBEEF is too long,
+    // refused from the header alone, and the buffer is left as it was.
     buf.extend_from_slice(&[0xEF]);
     assert_eq!(
-        decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN),
+        decode(&mut buf, DEFAULT_MAX_FRAME_LEN),
         Err(DecodeError::FrameTooLong {
             len: 0xDEAD_BEEF,
             max: DEFAULT_MAX_FRAME_LEN
         })
     );
+    assert_eq!(&buf[..], &[0xDE, 0xAD, 0xBE, 0xEF]);
     assert_eq!(frame_len, 14);
+}
+
+#[test]
+fn an_incomplete_frame_is_need_more_and_consumes_nothing() {
+    let bytes = encode(&Packet::Submit {
+        id: id(b"00000001"),
+        payload: Bytes::from_static(b"hello"),
+    });
+    // Every proper prefix, header cut included, is `Ok(None)` and is left
+    // byte for byte where it was.
+    for cut in 0..bytes.len() {
+        let mut buf = BytesMut::from(&bytes[..cut]);
+        assert_eq!(
+            decode(&mut buf, DEFAULT_MAX_FRAME_LEN),
+            Ok(None),
+            "cut {cut}"
+        );
+        assert_eq!(&buf[..], &bytes[..cut]);
+    }
 }
 
 #[test]
@@ -177,11 +215,18 @@ fn lengths_below_five_are_refused_from_the_header() {
     for len in 0u32..5 {
         let mut buf = BytesMut::from(&len.to_be_bytes()[..]);
         assert_eq!(
-            decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN),
+            decode(&mut buf, DEFAULT_MAX_FRAME_LEN),
             Err(DecodeError::FrameTooShort { len }),
             "len {len}"
         );
+        assert_eq!(&buf[..], &len.to_be_bytes(), "the header is left in place");
     }
+    // Length 4 is the empty packet: refused as too short, whatever follows.
+    let mut buf = BytesMut::from(&[0, 0, 0, 4, 0x02, 0, 0, 0, 0, 0, 0, 0, 0][..]);
+    assert_eq!(
+        decode(&mut buf, DEFAULT_MAX_FRAME_LEN),
+        Err(DecodeError::FrameTooShort { len: 4 })
+    );
 }
 
 #[test]
@@ -190,7 +235,7 @@ fn huge_lengths_are_refused_from_the_header_without_reserving() {
         let mut buf = BytesMut::with_capacity(4);
         buf.extend_from_slice(&len.to_be_bytes());
         let cap = buf.capacity();
-        let err = decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap_err();
+        let err = decode(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap_err();
         assert_eq!(
             err,
             DecodeError::FrameTooLong {
@@ -212,21 +257,36 @@ fn huge_lengths_are_refused_from_the_header_without_reserving() {
 
 #[test]
 fn a_configured_limit_is_honoured_exactly() {
-    let dec = FrameDecoder::new(20);
     let ok = encode(&Packet::Submit {
         id: id(b"00000001"),
         payload: Bytes::from_static(b"1234567"),
     });
     assert_eq!(ok.len(), 20);
-    assert!(dec.decode(&mut BytesMut::from(&ok[..])).unwrap().is_some());
+    assert!(decode(&mut BytesMut::from(&ok[..]), 20).unwrap().is_some());
     let long = encode(&Packet::Submit {
         id: id(b"00000001"),
         payload: Bytes::from_static(b"12345678"),
     });
+    // Refused from the header alone: 4 bytes of it are enough.
     assert_eq!(
-        dec.decode(&mut BytesMut::from(&long[..])),
+        decode(&mut BytesMut::from(&long[..4]), 20),
         Err(DecodeError::FrameTooLong { len: 21, max: 20 })
     );
+    assert_eq!(
+        decode(&mut BytesMut::from(&long[..]), 20),
+        Err(DecodeError::FrameTooLong { len: 21, max: 20 })
+    );
+    // The same limit on the encoder's side.
+    let mut out = BytesMut::new();
+    encode_request(
+        RequestKind::Submit,
+        &id(b"00000001"),
+        b"1234567",
+        20,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(&out[..], &ok[..]);
 }
 
 #[test]
@@ -278,7 +338,29 @@ fn malformed_packets_name_the_fault_and_the_numbers() {
         assert_eq!(err.as_ref(), Some(&want), "{bytes:?}");
         assert_eq!(want.to_string(), msg);
     }
-    assert_eq!(Packet::decode(Bytes::new()), Err(DecodeError::EmptyPacket));
+}
+
+/// A header error is found before anything is split off; a packet error
+/// only once the whole frame is in, which the decoder has then split off
+/// (the stream is dead either way: an error is final).
+#[test]
+fn a_bad_packet_is_found_once_its_whole_frame_is_in() {
+    let bad = [0u8, 0, 0, 9, 0x7f, 1, 2, 3, 4];
+    for cut in 0..bad.len() {
+        let mut buf = BytesMut::from(&bad[..cut]);
+        assert_eq!(
+            decode(&mut buf, DEFAULT_MAX_FRAME_LEN),
+            Ok(None),
+            "cut {cut}"
+        );
+    }
+    let mut buf = BytesMut::from(&bad[..]);
+    buf.extend_from_slice(b"next");
+    assert_eq!(
+        decode(&mut buf, DEFAULT_MAX_FRAME_LEN),
+        Err(DecodeError::UnknownCommand(0x7f))
+    );
+    assert_eq!(&buf[..], b"next", "exactly the bad frame was split off");
 }
 
 #[test]
@@ -288,14 +370,52 @@ fn encoders_refuse_frames_over_the_limit_and_write_nothing() {
         RequestKind::Submit,
         &id(b"00000001"),
         &[0u8; 100],
-        &mut out,
         50,
+        &mut out,
     )
     .unwrap_err();
     assert_eq!(err, EncodeError::FrameTooLong { len: 113, max: 50 });
     assert!(out.is_empty());
-    assert_eq!(encode_frame(&[], &mut out), Err(EncodeError::EmptyPacket));
-    assert!(out.is_empty());
+    assert_eq!(err.to_string(), "frame length 113 exceeds limit 50");
+    // What is already in `out` is left alone, and a frame of exactly the
+    // limit is accepted.
+    out.extend_from_slice(b"keep");
+    assert!(
+        encode_request(
+            RequestKind::Conn,
+            &id(b"00000001"),
+            &[0u8; 38],
+            50,
+            &mut out
+        )
+        .is_err()
+    );
+    assert_eq!(&out[..], b"keep");
+    encode_request(
+        RequestKind::Conn,
+        &id(b"00000001"),
+        &[0u8; 37],
+        50,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out.len(), 4 + 50);
+    assert_eq!(&out[4..8], &50u32.to_be_bytes());
+    // A limit above what the wire can carry is held to MAX_FRAME_LEN_LIMIT.
+    let err = EncodeError::FrameTooLong {
+        len: 13,
+        max: MAX_FRAME_LEN_LIMIT,
+    };
+    assert!(err.to_string().ends_with("exceeds limit 2147483647"));
+    encode_request(
+        RequestKind::Submit,
+        &id(b"00000001"),
+        b"",
+        u32::MAX,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out.len(), 4 + 50 + 13);
 }
 
 #[test]
@@ -304,14 +424,15 @@ fn frame_reencodes_to_its_bytes() {
         id: id(b"abcdefgh"),
         payload: Bytes::from_static(b"token"),
     });
-    let frame = decode_frame(&mut BytesMut::from(&bytes[..]), DEFAULT_MAX_FRAME_LEN)
-        .unwrap()
-        .unwrap();
+    let mut buf = BytesMut::from(&bytes[..]);
+    let packet = decode(&mut buf, DEFAULT_MAX_FRAME_LEN).unwrap().unwrap();
+    assert!(buf.is_empty());
     let mut out = BytesMut::new();
-    frame.encode(&mut out).unwrap();
+    packet.encode(&mut out).unwrap();
     assert_eq!(&out[..], &bytes[..]);
-    assert_eq!(frame.wire_len(), bytes.len());
-    assert_eq!(Frame::new(frame.packet().clone()), frame);
+    assert_eq!(packet.frame_len(), bytes.len());
+    assert_eq!(packet.command(), CommandId::Conn);
+    assert_eq!(packet.id(), id(b"abcdefgh"));
 }
 
 #[test]
@@ -362,14 +483,13 @@ fn decode_in_chunks(stream: &[u8], cuts: &[usize]) -> (Vec<Packet>, usize) {
     points.push(stream.len());
     points.sort_unstable();
     points.dedup();
-    let dec = FrameDecoder::default();
     let mut buf = BytesMut::new();
     let mut got = Vec::new();
     let mut consumed = 0;
     for w in points.windows(2) {
         buf.extend_from_slice(&stream[w[0]..w[1]]);
         let before = buf.len();
-        while let Some(p) = dec.decode_packet(&mut buf).expect("valid stream") {
+        while let Some(p) = decode(&mut buf, DEFAULT_MAX_FRAME_LEN).expect("valid stream") {
             got.push(p);
         }
         consumed += before - buf.len();
@@ -417,7 +537,31 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic_and_never_over_consume(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let (_, _, used) = decode_all(&bytes);
+        let (packets, _, used) = decode_all(&bytes);
         prop_assert!(used <= bytes.len());
+        // Every packet re-encodes to exactly the bytes it was split from.
+        let mut out = BytesMut::new();
+        for p in &packets {
+            p.encode(&mut out).unwrap();
+        }
+        let whole: usize = packets.iter().map(Packet::frame_len).sum();
+        prop_assert_eq!(&out[..], &bytes[..whole]);
+    }
+
+    #[test]
+    fn encode_request_and_encode_ack_agree_with_packet_encode(p in protocol::strategy::packet(100)) {
+        let mut fast = BytesMut::new();
+        match &p {
+            Packet::Conn { id, payload } => {
+                encode_request(RequestKind::Conn, id, payload, DEFAULT_MAX_FRAME_LEN, &mut fast).unwrap()
+            }
+            Packet::Submit { id, payload } => {
+                encode_request(RequestKind::Submit, id, payload, DEFAULT_MAX_FRAME_LEN, &mut fast).unwrap()
+            }
+            Packet::ConnAck { id, result } => encode_ack(RequestKind::Conn, id, *result, &mut fast),
+            Packet::SubmitAck { id, result } => encode_ack(RequestKind::Submit, id, *result, &mut fast),
+        }
+        prop_assert_eq!(&fast[..], &encode(&p)[..]);
+        prop_assert_eq!(fast.len(), p.frame_len());
     }
 }

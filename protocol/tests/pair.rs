@@ -1,99 +1,18 @@
-//! A client core and a server core wired together in memory, with
-//! simulated time and configurable chunking: no sockets.
+//! A client core and a server core wired together in memory (the kit's
+//! `Pair`), with simulated time and configurable chunking: no sockets.
+
+mod kit;
 
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use kit::{Pair, Seen, ms, secs};
 use proptest::prelude::*;
 use protocol::{
-    Ack, AckResult, ClientConfig, ClientConnection, CloseReason, CommandId, DecodeError, MessageId,
-    Packet, Request, RequestKind, RespondError, ServerConfig, ServerConnection, SubmitError,
-    encode_request,
+    AckResult, ClientConfig, ClientConnection, ClientEvent, CloseReason, CommandId, DecodeError,
+    MessageId, Packet, RequestHandle, RequestKind, RespondError, ServerConfig, ServerConnection,
+    ServerEvent, Side, SubmitError, encode_request,
 };
-
-/// The in-memory pair.
-struct Pair {
-    client: ClientConnection,
-    server: ServerConnection,
-    now: Instant,
-    /// Most bytes moved per hop (usize::MAX: everything at once).
-    chunk: usize,
-    /// Answer every request at once with OK.
-    auto_respond: bool,
-    /// Let the client read what the server wrote.
-    client_reads: bool,
-    acks: Vec<Ack>,
-    requests: Vec<Request>,
-}
-
-impl Pair {
-    fn new(server: ServerConfig, client: ClientConfig) -> Self {
-        let now = Instant::now();
-        Self {
-            client: ClientConnection::new(client, now),
-            server: ServerConnection::new(server, now),
-            now,
-            chunk: usize::MAX,
-            auto_respond: true,
-            client_reads: true,
-            acks: Vec::new(),
-            requests: Vec::new(),
-        }
-    }
-
-    fn default() -> Self {
-        Self::new(ServerConfig::default(), ClientConfig::default())
-    }
-
-    /// Moves bytes both ways and answers requests until nothing moves.
-    fn drive(&mut self) {
-        for _ in 0..10_000_000 {
-            let mut moved = false;
-            // client -> server, as far as the server wants input
-            let out = self.client.transmit_buf();
-            if !out.is_empty() && self.server.wants_input() {
-                let n = out.len().min(self.chunk);
-                let bytes = out[..n].to_vec();
-                self.client.handle_written(n, self.now);
-                self.server.handle_input(&bytes, self.now);
-                moved = true;
-            }
-            while let Some(req) = self.server.poll_event() {
-                if self.auto_respond {
-                    self.server
-                        .respond(req.handle, AckResult::OK, self.now)
-                        .unwrap();
-                }
-                self.requests.push(req);
-                moved = true;
-            }
-            // server -> client
-            let out = self.server.transmit_buf();
-            if !out.is_empty() && self.client_reads {
-                let n = out.len().min(self.chunk);
-                let bytes = out[..n].to_vec();
-                self.server.handle_written(n, self.now);
-                self.client.handle_input(&bytes, self.now);
-                moved = true;
-            }
-            while let Some(ack) = self.client.poll_event() {
-                self.acks.push(ack);
-                moved = true;
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("the pair never settled");
-    }
-
-    /// Advances simulated time, firing the timers that are due.
-    fn advance(&mut self, d: Duration) {
-        self.now += d;
-        self.server.handle_timeout(self.now);
-        self.client.handle_timeout(self.now);
-    }
-}
 
 fn ids(n: usize) -> Vec<MessageId> {
     (1..=n as u32).map(MessageId::from_counter).collect()
@@ -147,7 +66,8 @@ fn out_of_order_answers_are_written_in_request_order() {
     }
     p.drive();
     assert_eq!(p.requests.len(), 5);
-    let handles: Vec<u64> = p.requests.iter().map(|r| r.handle).collect();
+    let handles: Vec<RequestHandle> = p.requests.iter().map(|r| r.handle).collect();
+    assert!(handles.iter().map(|h| h.index()).eq(0..5));
     // Answer 4, 2, 3: nothing may leave before 0 is answered.
     for &i in &[4usize, 2, 3] {
         p.server
@@ -184,10 +104,26 @@ fn answering_twice_or_an_unknown_handle_is_a_usage_error() {
         p.server.respond(h, AckResult::OK, p.now),
         Err(RespondError::UnknownRequest(h))
     );
+    // A handle from another connection, beyond this one's requests.
+    let mut other = Pair::default();
+    other.auto_respond = false;
+    for _ in 0..3 {
+        other.client.submit(b"x", other.now).unwrap();
+    }
+    other.drive();
+    let foreign = other.requests[2].handle;
+    assert_eq!(foreign.index(), 2);
     assert_eq!(
-        p.server.respond(99, AckResult::OK, p.now),
-        Err(RespondError::UnknownRequest(99))
+        p.server.respond(foreign, AckResult::OK, p.now),
+        Err(RespondError::UnknownRequest(foreign))
     );
+    assert_eq!(
+        RespondError::UnknownRequest(foreign).to_string(),
+        "request #2 is not waiting for an answer (answered already, or from another connection)"
+    );
+    // Neither refusal queued anything: one ack, for the one answer.
+    p.drive();
+    assert_eq!(p.acks.len(), 1);
 }
 
 #[test]
@@ -257,32 +193,35 @@ fn too_many_unanswered_requests_stop_input_until_answered() {
 #[test]
 fn idle_timeout_fires_at_the_right_instant() {
     let config = ServerConfig {
-        idle_timeout: Some(Duration::from_secs(10)),
+        idle_timeout: Some(secs(10)),
         ..ServerConfig::default()
     };
     let mut p = Pair::new(config, ClientConfig::default());
-    let start = p.now;
-    assert_eq!(
-        p.server.poll_timeout(),
-        Some(start + Duration::from_secs(10))
-    );
-    p.advance(Duration::from_secs(6));
+    assert_eq!(p.server.poll_timeout(), Some(p.at(secs(10))));
+    p.run_until(p.at(secs(6)));
+    assert!(p.fired.is_empty(), "nothing was due before t=10");
     p.client.submit(b"x", p.now).unwrap();
     p.drive();
     // Activity at t=6 moves the deadline to t=16.
-    assert_eq!(
-        p.server.poll_timeout(),
-        Some(start + Duration::from_secs(16))
-    );
-    p.advance(Duration::from_millis(9_999));
+    assert_eq!(p.server.poll_timeout(), Some(p.at(secs(16))));
+    p.run_until(p.at(secs(16) - ms(1)));
+    assert!(p.server_log.iter().all(|l| l.at < secs(16)));
     assert!(!p.server.is_closed());
-    p.advance(Duration::from_millis(1));
-    assert!(p.server.is_closed());
+    p.settle();
+    // The timer fired exactly at the instant the server named, once: the
+    // server lingered (FIN), the client saw the FIN and closed, and its
+    // FIN closed the server, all at t=16.
+    assert_eq!(p.fired, [secs(16)]);
+    let reason = CloseReason::IdleTimeout { after: secs(10) };
     assert_eq!(
-        p.server.close_reason(),
-        Some(&CloseReason::IdleTimeout {
-            after: Duration::from_secs(10)
-        })
+        p.server_events(),
+        [Seen::Request(0), Seen::ShutdownWrite, Seen::Closed(reason)]
+    );
+    assert_eq!(p.server_shutdown_at(), Some(secs(16)));
+    assert_eq!(p.server_closed_at(), Some(secs(16)));
+    assert_eq!(
+        p.client_closed(),
+        Some((secs(16), &CloseReason::PeerClosed))
     );
     assert_eq!(p.server.poll_timeout(), None);
 }
@@ -290,28 +229,34 @@ fn idle_timeout_fires_at_the_right_instant() {
 #[test]
 fn frame_timeout_closes_a_slowloris_and_not_a_complete_sender() {
     let config = ServerConfig {
-        frame_timeout: Some(Duration::from_secs(5)),
+        frame_timeout: Some(secs(5)),
         ..ServerConfig::default()
     };
-    let mut server = ServerConnection::new(config, Instant::now());
-    let t0 = Instant::now();
+    let mut p = Pair::new(config, ClientConfig::default());
+    assert_eq!(p.next_timeout(), None, "nothing started: no frame timer");
+    // A complete request arms nothing either.
+    p.client.submit(b"whole", p.now).unwrap();
+    p.drive();
+    assert_eq!(p.next_timeout(), None);
+    // Half a frame at t=0.
+    p.server_input(&[0, 0, 0, 20, 2, b'0']);
+    assert_eq!(p.server.poll_timeout(), Some(p.at(secs(5))));
+    // More bytes of the same frame (at t=3) do not restart the timer.
+    p.run_until(p.at(secs(3)));
+    p.server_input(b"0");
+    assert_eq!(p.server.poll_timeout(), Some(p.at(secs(5))));
+    p.run_until(p.at(ms(4_999)));
+    assert!(p.server_shutdown_at().is_none());
+    p.settle();
+    assert_eq!(p.fired, [secs(5)]);
+    let reason = CloseReason::FrameTimeout { after: secs(5) };
     assert_eq!(
-        server.poll_timeout(),
-        None,
-        "nothing started: no frame timer"
+        p.server_events(),
+        [Seen::Request(0), Seen::ShutdownWrite, Seen::Closed(reason)]
     );
-    // Half a frame at t0.
-    server.handle_input(&[0, 0, 0, 20, 2, b'0'], t0);
-    assert_eq!(server.poll_timeout(), Some(t0 + Duration::from_secs(5)));
-    // More bytes of the same frame do not restart the timer.
-    server.handle_input(b"0", t0 + Duration::from_secs(3));
-    assert_eq!(server.poll_timeout(), Some(t0 + Duration::from_secs(5)));
-    server.handle_timeout(t0 + Duration::from_millis(4_999));
-    assert!(!server.is_closed());
-    server.handle_timeout(t0 + Duration::from_secs(5));
-    assert!(server.is_closed());
+    assert_eq!(p.server_closed_at(), Some(secs(5)));
     assert_eq!(
-        server.close_reason().map(CloseReason::kind),
+        p.server.close_reason().map(CloseReason::kind),
         Some("frame_timeout")
     );
 }
@@ -319,7 +264,7 @@ fn frame_timeout_closes_a_slowloris_and_not_a_complete_sender() {
 #[test]
 fn write_stall_timeout_fires_only_without_progress() {
     let config = ServerConfig {
-        write_stall_timeout: Some(Duration::from_secs(2)),
+        write_stall_timeout: Some(secs(2)),
         ..ServerConfig::default()
     };
     let mut p = Pair::new(config, ClientConfig::default());
@@ -327,25 +272,30 @@ fn write_stall_timeout_fires_only_without_progress() {
     p.client.submit(b"x", p.now).unwrap();
     p.client.submit(b"y", p.now).unwrap();
     p.drive();
-    let t0 = p.now;
-    assert_eq!(p.server.poll_timeout(), Some(t0 + Duration::from_secs(2)));
-    // Progress at t0+1.5 (one byte written) moves the deadline.
-    p.now += Duration::from_millis(1500);
+    assert_eq!(p.server.poll_timeout(), Some(p.at(secs(2))));
+    // Progress at t=1.5 (one byte written) moves the deadline to t=3.5.
+    p.run_until(p.at(ms(1500)));
+    assert!(p.fired.is_empty());
     p.server.handle_written(1, p.now);
-    assert_eq!(
-        p.server.poll_timeout(),
-        Some(t0 + Duration::from_millis(3500))
-    );
-    p.advance(Duration::from_millis(1999));
+    assert_eq!(p.server.poll_timeout(), Some(p.at(ms(3500))));
+    p.run_until(p.at(ms(3499)));
     assert!(!p.server.is_closed());
-    p.advance(Duration::from_millis(1));
-    assert!(p.server.is_closed());
+    p.run_until(p.at(secs(10)));
+    assert_eq!(p.fired, [ms(3500)]);
+    // A stalled peer takes nothing: no lingering, Closed at once.
+    let reason = CloseReason::WriteStall {
+        after: secs(2),
+        pending: 27,
+    };
     assert_eq!(
-        p.server.close_reason(),
-        Some(&CloseReason::WriteStall {
-            after: Duration::from_secs(2),
-            pending: 27
-        })
+        p.server_events(),
+        [Seen::Request(0), Seen::Request(1), Seen::Closed(reason)]
+    );
+    assert_eq!(p.server_closed_at(), Some(ms(3500)));
+    assert_eq!(
+        p.server.pending_output(),
+        0,
+        "a closed server holds nothing"
     );
 }
 
@@ -372,7 +322,10 @@ fn poll_timeout_moves_forward_once_handled() {
             ],
             now,
         );
-        while let Some(r) = server.poll_event() {
+        while let Some(event) = server.poll_event() {
+            let ServerEvent::Request(r) = event else {
+                panic!("{event:?}")
+            };
             server.respond(r.handle, AckResult::OK, now).unwrap();
         }
         let n = server.transmit_buf().len();
@@ -393,6 +346,7 @@ fn eof_with_requests_in_flight_loses_nothing() {
     }
     p.drive();
     p.server.handle_eof(p.now);
+    p.drive();
     assert!(!p.server.is_closed(), "50 answers are still owed");
     assert!(!p.server.wants_input());
     for r in p.requests.clone() {
@@ -400,8 +354,16 @@ fn eof_with_requests_in_flight_loses_nothing() {
     }
     p.drive();
     assert_eq!(p.acks.len(), 50);
-    assert!(p.server.is_closed());
-    assert_eq!(p.server.close_reason(), Some(&CloseReason::PeerClosed));
+    // The peer is done sending: no lingering, Closed as the last ack leaves.
+    let mut want: Vec<Seen> = (0..50).map(Seen::Request).collect();
+    want.push(Seen::Closed(CloseReason::PeerClosed));
+    assert_eq!(p.server_events(), want);
+    assert_eq!(p.server_closed_at(), Some(Duration::ZERO));
+    // The client read every ack, then the server's close.
+    assert_eq!(
+        p.client_closed(),
+        Some((Duration::ZERO, &CloseReason::PeerClosed))
+    );
 }
 
 #[test]
@@ -418,24 +380,37 @@ fn eof_answers_requests_buffered_behind_backpressure() {
             RequestKind::Submit,
             &MessageId::from_counter(i),
             b"p",
-            &mut bytes,
             1 << 20,
+            &mut bytes,
         )
         .unwrap();
     }
     server.handle_input(&bytes, t);
     server.handle_eof(t);
     let mut answered = 0;
-    while let Some(r) = server.poll_event() {
+    while let Some(event) = server.poll_event() {
+        let ServerEvent::Request(r) = event else {
+            panic!("{event:?} before the acks were written")
+        };
         server.respond(r.handle, AckResult::OK, t).unwrap();
         answered += 1;
     }
     assert_eq!(answered, 10);
     assert_eq!(server.transmit_buf().len(), 10 * 14);
+    // A partial write keeps it open; the rest closes it.
+    server.handle_written(100, t);
+    assert!(!server.is_closed());
+    assert_eq!(server.poll_event(), None);
     let n = server.transmit_buf().len();
+    assert_eq!(n, 40);
     server.handle_written(n, t);
     assert!(server.is_closed());
-    assert_eq!(server.close_reason(), Some(&CloseReason::PeerClosed));
+    assert_eq!(
+        server.poll_event(),
+        Some(ServerEvent::Closed(CloseReason::PeerClosed))
+    );
+    assert_eq!(server.poll_event(), None);
+    assert_eq!(server.stats().bytes_out, 140);
 }
 
 #[test]
@@ -447,18 +422,28 @@ fn partial_frame_at_eof_is_reported_after_the_complete_ones_are_answered() {
         RequestKind::Submit,
         &MessageId::from_counter(1),
         b"a",
-        &mut bytes,
         1 << 20,
+        &mut bytes,
     )
     .unwrap();
     bytes.extend_from_slice(&[0, 0, 0, 30, 2, b'0']);
     server.handle_input(&bytes, t);
     server.handle_eof(t);
-    let r = server.poll_event().unwrap();
+    let Some(ServerEvent::Request(r)) = server.poll_event() else {
+        panic!("the complete request first")
+    };
     server.respond(r.handle, AckResult::OK, t).unwrap();
-    let mut out = BytesMut::new();
-    assert_eq!(server.poll_transmit(&mut out, t), 14);
+    assert_eq!(server.transmit_buf().len(), 14);
+    server.handle_written(14, t);
     assert!(server.is_closed());
+    // The peer is done sending: no ShutdownWrite, Closed at once.
+    assert_eq!(
+        server.poll_event(),
+        Some(ServerEvent::Closed(CloseReason::TruncatedFrame {
+            buffered: 6
+        }))
+    );
+    assert_eq!(server.poll_event(), None);
     assert_eq!(
         server.close_reason(),
         Some(&CloseReason::TruncatedFrame { buffered: 6 })
@@ -504,7 +489,7 @@ fn malformed_input_closes_with_its_reason_after_the_earlier_acks() {
             ],
             CloseReason::UnexpectedPacket {
                 command: CommandId::SubmitAck,
-                to: "server",
+                to: Side::Server,
             },
         ),
     ];
@@ -517,8 +502,8 @@ fn malformed_input_closes_with_its_reason_after_the_earlier_acks() {
                 RequestKind::Submit,
                 &MessageId::from_counter(i),
                 b"ok",
-                &mut bytes,
                 1 << 20,
+                &mut bytes,
             )
             .unwrap();
         }
@@ -528,31 +513,52 @@ fn malformed_input_closes_with_its_reason_after_the_earlier_acks() {
             RequestKind::Submit,
             &MessageId::from_counter(9),
             b"late",
-            &mut bytes,
             1 << 20,
+            &mut bytes,
         )
         .unwrap();
         server.handle_input(&bytes, t);
         assert!(!server.wants_input());
         let mut handles = Vec::new();
-        while let Some(r) = server.poll_event() {
+        while let Some(event) = server.poll_event() {
+            let ServerEvent::Request(r) = event else {
+                panic!("{event:?} before the earlier requests were answered ({reason})")
+            };
             handles.push(r.handle);
         }
         assert_eq!(handles.len(), 3, "{reason}");
         for h in handles {
             server.respond(h, AckResult::OK, t).unwrap();
         }
-        let mut out = BytesMut::new();
-        server.poll_transmit(&mut out, t);
+        let out = server.transmit_buf().to_vec();
         assert_eq!(out.len(), 3 * 14);
-        let mut client = ClientConnection::new(ClientConfig::default(), t);
+        server.handle_written(out.len(), t);
+        let mut client = ClientConnection::new(ClientConfig::default());
         for _ in 0..3 {
             client.submit(b"ok", t).unwrap();
         }
         client.handle_input(&out, t);
-        assert_eq!(std::iter::from_fn(|| client.poll_event()).count(), 3);
-        assert!(server.is_closed(), "{reason}");
+        let acks = std::iter::from_fn(|| client.poll_event());
+        assert!(
+            acks.map(|e| assert!(matches!(e, ClientEvent::Ack(_))))
+                .count()
+                == 3
+        );
+        // The peer may still be sending: every ack written, the server
+        // lingers (FIN, read and discard) with its reason known, and the
+        // peer's EOF ends it.
+        assert_eq!(
+            server.poll_event(),
+            Some(ServerEvent::ShutdownWrite),
+            "{reason}"
+        );
+        assert!(server.wants_input());
+        assert!(!server.is_closed());
         assert_eq!(server.close_reason(), Some(&reason));
+        server.handle_eof(t);
+        assert!(server.is_closed(), "{reason}");
+        assert_eq!(server.poll_event(), Some(ServerEvent::Closed(reason)));
+        assert_eq!(server.poll_event(), None);
     }
 }
 
@@ -611,15 +617,32 @@ fn local_close_answers_buffered_requests_then_closes() {
         p.client.submit(b"x", p.now).unwrap();
     }
     p.drive();
-    p.server.close(p.now);
+    p.server.close(p.now, None);
+    p.drive();
     assert!(!p.server.wants_input());
+    assert!(p.server_shutdown_at().is_none(), "3 answers are still owed");
     for r in p.requests.clone() {
         p.server.respond(r.handle, AckResult::OK, p.now).unwrap();
     }
     p.drive();
     assert_eq!(p.acks.len(), 3);
+    // Acks, then the FIN; the client reads the FIN, closes, and its FIN
+    // ends the server's lingering.
+    assert_eq!(
+        p.server_events(),
+        [
+            Seen::Request(0),
+            Seen::Request(1),
+            Seen::Request(2),
+            Seen::ShutdownWrite,
+            Seen::Closed(CloseReason::LocalClose)
+        ]
+    );
+    assert_eq!(
+        p.client_closed(),
+        Some((Duration::ZERO, &CloseReason::PeerClosed))
+    );
     assert!(p.server.is_closed());
-    assert_eq!(p.server.close_reason(), Some(&CloseReason::LocalClose));
 }
 
 #[test]
@@ -649,7 +672,7 @@ fn a_huge_declared_length_reserves_a_bounded_step_only() {
 #[test]
 fn client_refuses_an_ack_for_the_wrong_id_naming_both() {
     let t = Instant::now();
-    let mut client = ClientConnection::new(ClientConfig::default(), t);
+    let mut client = ClientConnection::new(ClientConfig::default());
     client.submit(b"x", t).unwrap();
     let mut out = BytesMut::new();
     Packet::SubmitAck {
@@ -661,6 +684,11 @@ fn client_refuses_an_ack_for_the_wrong_id_naming_both() {
     client.handle_input(&out, t);
     assert!(client.is_closed());
     let reason = client.close_reason().unwrap().clone();
+    assert_eq!(
+        client.poll_event(),
+        Some(ClientEvent::Closed(reason.clone()))
+    );
+    assert_eq!(client.poll_event(), None);
     assert_eq!(
         reason.to_string(),
         "protocol error: expected SubmitAck for id 00000001, got SubmitAck for id 00000002"
@@ -674,7 +702,7 @@ fn client_refuses_an_ack_for_the_wrong_id_naming_both() {
 #[test]
 fn client_refuses_an_unsolicited_ack_and_a_request_packet() {
     let t = Instant::now();
-    let mut client = ClientConnection::new(ClientConfig::default(), t);
+    let mut client = ClientConnection::new(ClientConfig::default());
     let mut out = BytesMut::new();
     Packet::ConnAck {
         id: MessageId(*b"00000001"),
@@ -688,25 +716,29 @@ fn client_refuses_an_unsolicited_ack_and_a_request_packet() {
         Some("unsolicited_ack")
     );
 
-    let mut client = ClientConnection::new(ClientConfig::default(), t);
+    let mut client = ClientConnection::new(ClientConfig::default());
     client.submit(b"x", t).unwrap();
     let mut out = BytesMut::new();
     encode_request(
         RequestKind::Submit,
         &MessageId(*b"00000001"),
         b"",
-        &mut out,
         1 << 20,
+        &mut out,
     )
     .unwrap();
     client.handle_input(&out, t);
+    let reason = CloseReason::UnexpectedPacket {
+        command: CommandId::Submit,
+        to: Side::Client,
+    };
+    assert_eq!(client.close_reason(), Some(&reason));
     assert_eq!(
-        client.close_reason(),
-        Some(&CloseReason::UnexpectedPacket {
-            command: CommandId::Submit,
-            to: "client"
-        })
+        reason.to_string(),
+        "protocol error: Submit must not be sent to a client"
     );
+    assert_eq!(client.poll_event(), Some(ClientEvent::Closed(reason)));
+    assert_eq!(client.poll_event(), None);
 }
 
 #[test]
@@ -716,7 +748,8 @@ fn client_response_timeout_fails_waiting_requests() {
         ..ClientConfig::default()
     };
     let t = Instant::now();
-    let mut client = ClientConnection::new(config, t);
+    let mut client = ClientConnection::new(config);
+    assert_eq!(client.poll_timeout(), None, "no request, no timer");
     client.submit(b"a", t).unwrap();
     client.submit(b"b", t + Duration::from_secs(1)).unwrap();
     assert_eq!(client.poll_timeout(), Some(t + Duration::from_secs(3)));
@@ -740,7 +773,7 @@ fn client_max_in_flight_is_enforced() {
         ..ClientConfig::default()
     };
     let t = Instant::now();
-    let mut client = ClientConnection::new(config, t);
+    let mut client = ClientConnection::new(config);
     client.submit(b"a", t).unwrap();
     client.submit(b"b", t).unwrap();
     assert_eq!(
@@ -761,11 +794,12 @@ fn client_eof_with_requests_in_flight_says_how_many_were_lost() {
     p.server.respond(h, AckResult::OK, p.now).unwrap();
     p.drive();
     p.client.handle_eof(p.now);
-    assert_eq!(
-        p.client.close_reason(),
-        Some(&CloseReason::PeerClosedInFlight { in_flight: 2 })
-    );
+    p.drive();
+    let reason = CloseReason::PeerClosedInFlight { in_flight: 2 };
+    assert_eq!(p.client.close_reason(), Some(&reason));
+    assert_eq!(p.client_closed(), Some((Duration::ZERO, &reason)));
     assert_eq!(p.acks.len(), 1);
+    assert_eq!(p.client_log.len(), 2, "the ack, then Closed");
 }
 
 #[test]
@@ -782,6 +816,15 @@ fn client_close_waits_for_every_ack() {
     p.drive();
     assert!(p.client.is_closed());
     assert_eq!(p.client.close_reason(), Some(&CloseReason::LocalClose));
+    assert_eq!(
+        p.client_closed(),
+        Some((Duration::ZERO, &CloseReason::LocalClose))
+    );
+    // The client's FIN reaches the server, which has nothing left to do.
+    assert_eq!(
+        p.server_events(),
+        [Seen::Request(0), Seen::Closed(CloseReason::PeerClosed)]
+    );
 }
 
 #[test]
@@ -844,54 +887,4 @@ proptest! {
         prop_assert!(!p.server.is_closed());
         prop_assert!(!p.client.is_closed());
     }
-}
-
-#[test]
-fn close_mode_lingers_only_while_the_peer_may_still_be_sending() {
-    use protocol::CloseMode;
-    let linger = CloseMode::Linger {
-        max: Duration::from_secs(2),
-        quiet: Duration::from_millis(250),
-    };
-    // Peer sent FIN: nothing more will come, close at once.
-    let mut p = Pair::default();
-    p.client.submit(b"x", p.now).unwrap();
-    p.drive();
-    p.server.handle_eof(p.now);
-    assert!(p.server.is_closed());
-    assert_eq!(p.server.close_mode(), CloseMode::Immediate);
-    // Local close (shutdown) and protocol errors: the peer may be sending.
-    let mut p = Pair::default();
-    p.server.close(p.now);
-    assert!(p.server.is_closed());
-    assert_eq!(p.server.close_mode(), linger);
-    let t = Instant::now();
-    let mut server = ServerConnection::new(ServerConfig::default(), t);
-    server.handle_input(&[0, 0, 0, 5, 0x7f], t);
-    assert!(server.is_closed());
-    assert_eq!(server.close_mode(), linger);
-    // A write stall: the peer takes nothing, lingering would only wait.
-    server.abort(CloseReason::Aborted { why: "test" });
-    let config = ServerConfig {
-        write_stall_timeout: Some(Duration::from_secs(1)),
-        ..ServerConfig::default()
-    };
-    let mut p = Pair::new(config, ClientConfig::default());
-    p.client_reads = false;
-    p.client.submit(b"x", p.now).unwrap();
-    p.drive();
-    p.advance(Duration::from_secs(1));
-    assert_eq!(
-        p.server.close_reason().map(CloseReason::kind),
-        Some("write_stall")
-    );
-    assert_eq!(p.server.close_mode(), CloseMode::Immediate);
-    // Lingering can be turned off.
-    let config = ServerConfig {
-        linger: None,
-        ..ServerConfig::default()
-    };
-    let mut server = ServerConnection::new(config, t);
-    server.close(t);
-    assert_eq!(server.close_mode(), CloseMode::Immediate);
 }
