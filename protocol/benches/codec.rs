@@ -2,12 +2,18 @@
 //! on the same bytes in the same run.
 //!
 //! - `decode/32B` and `decode/64KiB`: a receive buffer holding whole Submit
-//!   frames, split into packets with `decode_frame` + `Frame::decode_packet`,
-//!   versus `LengthDelimitedCodec` (set up for this header) + `Packet::decode`.
-//!   Throughput in frames. Refilling the buffer from the template before each
-//!   iteration is not timed (`iter_custom`), so the figures are the decoders
-//!   alone; both sides refill the same way. Neither decoder copies a payload,
-//!   so the time per frame should not depend on the payload size.
+//!   frames, split into packets with `decode` (the crate's one decoder),
+//!   versus `LengthDelimitedCodec` (set up for this header) followed by the
+//!   same packet parse (`parse_packet` below: the crate's parse is private
+//!   since `decode` is the only decoder, so this is a line-for-line copy of
+//!   it, checked to give the same packets), and versus
+//!   `LengthDelimitedCodec` (header kept) followed by `decode` on each frame
+//!   it split off (`tokio-util+decode`: what a user of both crates' public
+//!   APIs pays, the header checked twice). Throughput in frames. Refilling
+//!   the buffer from the template before each iteration is not timed
+//!   (`iter_custom`), so the figures are the decoders alone; every side
+//!   refills the same way. No decoder copies a payload, so the time per
+//!   frame should not depend on the payload size.
 //! - `encode/64KiB`: `encode_request` of one 64 KiB Submit versus a plain
 //!   `extend_from_slice` of the same 64 KiB (throughput in payload bytes).
 //! - `encode/32B`: `encode_request` of 1024 32-byte Submits versus copying the
@@ -22,10 +28,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use protocol::{
-    DEFAULT_MAX_FRAME_LEN, MessageId, Packet, RequestKind, decode_frame, encode_request,
+    AckResult, CommandId, DEFAULT_MAX_FRAME_LEN, DecodeError, ID_LEN, MessageId, Packet,
+    RequestKind, decode, encode_request,
 };
 use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 
@@ -39,8 +46,8 @@ fn submits(count: usize, payload_len: usize) -> Vec<u8> {
             RequestKind::Submit,
             &id,
             &payload,
-            &mut buf,
             DEFAULT_MAX_FRAME_LEN,
+            &mut buf,
         )
         .expect("the frame fits");
     }
@@ -60,10 +67,69 @@ fn tokio_codec() -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// The same, handing out whole frames, header included (`num_skip(0)`).
+fn tokio_codec_whole_frames() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_offset(0)
+        .length_field_length(4)
+        .length_adjustment(0)
+        .num_skip(0)
+        .big_endian()
+        .max_frame_length(DEFAULT_MAX_FRAME_LEN as usize)
+        .new_codec()
+}
+
+/// The packet parse of `protocol`'s private `codec::decode_packet`, copied
+/// line for line: a request's payload is the packet advanced past the
+/// command id and the message id (no copy, no reference-count change).
+fn parse_packet(mut packet: Bytes) -> Result<Packet, DecodeError> {
+    let byte = packet.first().copied().unwrap_or_default();
+    let command = CommandId::from_u8(byte).ok_or(DecodeError::UnknownCommand(byte))?;
+    let body_len = packet.len().saturating_sub(1);
+    let mut id = [0u8; ID_LEN];
+    if let Some(src) = packet.get(1..1 + ID_LEN) {
+        id.copy_from_slice(src);
+    }
+    let id = MessageId(id);
+    match command {
+        CommandId::Conn | CommandId::Submit => {
+            if body_len < ID_LEN {
+                return Err(DecodeError::BodyTooShort {
+                    command,
+                    len: body_len,
+                });
+            }
+            packet.advance(1 + ID_LEN);
+            Ok(match command {
+                CommandId::Conn => Packet::Conn {
+                    id,
+                    payload: packet,
+                },
+                _ => Packet::Submit {
+                    id,
+                    payload: packet,
+                },
+            })
+        }
+        CommandId::ConnAck | CommandId::SubmitAck => {
+            if body_len != ID_LEN + 1 {
+                return Err(DecodeError::AckBodyLength {
+                    command,
+                    len: body_len,
+                });
+            }
+            let result = AckResult(packet.get(1 + ID_LEN).copied().unwrap_or_default());
+            Ok(match command {
+                CommandId::ConnAck => Packet::ConnAck { id, result },
+                _ => Packet::SubmitAck { id, result },
+            })
+        }
+    }
+}
+
 fn decode_ours(buf: &mut BytesMut) -> usize {
     let mut n = 0;
-    while let Some(frame) = decode_frame(buf, DEFAULT_MAX_FRAME_LEN).expect("valid frames") {
-        let packet = frame.decode_packet().expect("valid packets");
+    while let Some(packet) = decode(buf, DEFAULT_MAX_FRAME_LEN).expect("valid frames") {
         black_box(packet);
         n += 1;
     }
@@ -73,7 +139,19 @@ fn decode_ours(buf: &mut BytesMut) -> usize {
 fn decode_tokio(codec: &mut LengthDelimitedCodec, buf: &mut BytesMut) -> usize {
     let mut n = 0;
     while let Some(frame) = codec.decode(buf).expect("valid frames") {
-        let packet = Packet::decode(frame.freeze()).expect("valid packets");
+        let packet = parse_packet(frame.freeze()).expect("valid packets");
+        black_box(packet);
+        n += 1;
+    }
+    n
+}
+
+fn decode_tokio_then_ours(codec: &mut LengthDelimitedCodec, buf: &mut BytesMut) -> usize {
+    let mut n = 0;
+    while let Some(mut frame) = codec.decode(buf).expect("valid frames") {
+        let packet = decode(&mut frame, DEFAULT_MAX_FRAME_LEN)
+            .expect("valid packets")
+            .expect("a whole frame");
         black_box(packet);
         n += 1;
     }
@@ -101,21 +179,25 @@ fn time_decode(
     total
 }
 
-fn decode(c: &mut Criterion) {
+fn decoders(c: &mut Criterion) {
     for (name, count, payload_len) in [("decode/32B", 1024, 32), ("decode/64KiB", 64, 64 * 1024)] {
         let template = submits(count, payload_len);
-        // Both decoders must see the same packets in the template.
+        // Every decoder must see the same packets in the template.
         let mut a = BytesMut::from(&template[..]);
         let mut b = a.clone();
+        let mut w = a.clone();
         let mut codec = tokio_codec();
+        let mut whole = tokio_codec_whole_frames();
         for _ in 0..count {
-            let ours = decode_frame(&mut a, DEFAULT_MAX_FRAME_LEN)
-                .unwrap()
-                .unwrap();
+            let ours = decode(&mut a, DEFAULT_MAX_FRAME_LEN).unwrap().unwrap();
             let theirs = codec.decode(&mut b).unwrap().unwrap();
-            assert_eq!(ours.decode_packet(), Packet::decode(theirs.freeze()));
+            assert_eq!(Ok(&ours), parse_packet(theirs.freeze()).as_ref());
+            let mut frame = whole.decode(&mut w).unwrap().unwrap();
+            let both = decode(&mut frame, DEFAULT_MAX_FRAME_LEN).unwrap().unwrap();
+            assert_eq!(ours, both);
+            assert!(frame.is_empty());
         }
-        assert!(a.is_empty() && b.is_empty());
+        assert!(a.is_empty() && b.is_empty() && w.is_empty());
 
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Elements(count as u64));
@@ -131,11 +213,19 @@ fn decode(c: &mut Criterion) {
                 time_decode(&template, count, iters, |buf| decode_tokio(&mut codec, buf))
             });
         });
+        g.bench_function("tokio-util+decode", |bench| {
+            bench.iter_custom(|iters| {
+                let mut codec = tokio_codec_whole_frames();
+                time_decode(&template, count, iters, |buf| {
+                    decode_tokio_then_ours(&mut codec, buf)
+                })
+            });
+        });
         g.finish();
     }
 }
 
-fn encode(c: &mut Criterion) {
+fn encoders(c: &mut Criterion) {
     let id = MessageId::from_counter(1);
 
     let big = Bytes::from(vec![b'x'; 64 * 1024]);
@@ -151,8 +241,8 @@ fn encode(c: &mut Criterion) {
                 RequestKind::Submit,
                 &id,
                 black_box(&big),
-                &mut out,
                 DEFAULT_MAX_FRAME_LEN,
+                &mut out,
             )
             .expect("the frame fits");
             black_box(&out);
@@ -185,8 +275,8 @@ fn encode(c: &mut Criterion) {
                     RequestKind::Submit,
                     id,
                     black_box(&small),
-                    &mut out,
                     DEFAULT_MAX_FRAME_LEN,
+                    &mut out,
                 )
                 .expect("the frame fits");
             }
@@ -206,5 +296,5 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, encode);
+criterion_group!(benches, decoders, encoders);
 criterion_main!(benches);
