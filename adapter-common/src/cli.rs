@@ -1,14 +1,27 @@
 //! The command-line surface every adapter binary shares: `serve` and
 //! `submit` take exactly these flags and print exactly these lines.
 
+use std::future::Future as _;
+use std::io::{self, Write as _};
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use clap::Args;
-use protocol::{Ack, ClientConfig, ConfigError, DEFAULT_MAX_FRAME_LEN, ServerConfig, Setting};
+use protocol::{
+    Ack, ClientConfig, ConfigError, DEFAULT_MAX_FRAME_LEN, RequestKind, ServerConfig, Setting,
+};
 
+use crate::client::Client;
+use crate::client_error::ClientError;
+use crate::handler::Handler;
 use crate::net::{Endpoint, SocketOptions};
-use crate::server::ServerOptions;
+use crate::runtime::{Runtime, sleep_until};
+use crate::server::{Server, ServerOptions};
+use crate::supervisor::ShutdownHandle;
+use crate::totals::ServerTotals;
 
 /// `--addr` / `--unix`: where to listen or connect.
 #[derive(Debug, Clone, Args)]
@@ -190,4 +203,162 @@ pub fn init_logging(level: &str) {
         .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// What `serve` needs to know of a bound server, whatever its IO model.
+pub trait Served {
+    /// Where it listens.
+    fn local_endpoint(&self) -> &Endpoint;
+    /// A handle that starts the graceful shutdown.
+    fn shutdown_handle(&self) -> ShutdownHandle;
+    /// Its counters (the summary line at the end).
+    fn totals(&self) -> Arc<ServerTotals>;
+}
+
+impl<R: Runtime, H: Handler> Served for Server<R, H> {
+    fn local_endpoint(&self) -> &Endpoint {
+        Server::local_endpoint(self)
+    }
+    fn shutdown_handle(&self) -> ShutdownHandle {
+        Server::shutdown_handle(self)
+    }
+    fn totals(&self) -> Arc<ServerTotals> {
+        Server::totals(self)
+    }
+}
+
+/// The `serve` command of every binary: logging, the checked options
+/// (status 2 on a bad flag), `bind`, SIGINT/SIGTERM (graceful, a second
+/// one exits at once), the "listening on" line, `run` until the shutdown
+/// ends, the totals line. Exit status 0, or 1 when the server could not
+/// start or failed.
+pub fn serve_main<S: Served>(
+    args: &ServeArgs,
+    default_max_connections: usize,
+    bind: impl FnOnce(&Endpoint, ServerOptions) -> io::Result<S>,
+    run: impl FnOnce(S) -> io::Result<()>,
+) -> ExitCode {
+    init_logging(&args.log_level);
+    let options = args.server_options(default_max_connections);
+    let endpoint = args.endpoint.endpoint();
+    let server = match bind(&endpoint, options) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen on {endpoint}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Signals are caught before "listening" is logged: a supervisor that
+    // signals as soon as it sees the line gets a graceful stop.
+    let signals = match watch_signals(server.shutdown_handle()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot install the SIGINT/SIGTERM handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("listening on {}", server.local_endpoint());
+    let totals = server.totals();
+    let result = run(server);
+    signals.close();
+    tracing::info!("{totals}");
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("server stopped: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT or SIGTERM on a thread of its own: the first starts the
+/// graceful shutdown, a second exits at once (status 130).
+pub fn watch_signals(stop: ShutdownHandle) -> io::Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            for sig in signals.forever() {
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                if stop.is_shutting_down() {
+                    tracing::warn!("{name} again: exiting without waiting for connections");
+                    std::process::exit(130);
+                }
+                tracing::info!("{name}: shutting down gracefully (signal again to exit at once)");
+                stop.shutdown();
+            }
+        })?;
+    Ok(handle)
+}
+
+/// The `submit` command of the async binaries: connect, send the Conn (if
+/// any) and every message pipelined, print each ack in order, close.
+/// Exit status 0 when every ack is ok, 1 when some result was not 0, 2 on
+/// a connection or protocol error or a timeout.
+pub async fn submit_main<R: Runtime>(rt: &R, args: &SubmitArgs) -> ExitCode {
+    let run = async {
+        let endpoint = args.endpoint.endpoint();
+        let client = Client::connect(rt, &endpoint, args.client_config()).await?;
+        let mut pending = Vec::with_capacity(args.messages.len() + 1);
+        for (kind, payload) in args.requests() {
+            pending.push(client.send(kind, payload.as_bytes()).await?);
+        }
+        let mut acks = Vec::with_capacity(pending.len());
+        for p in pending {
+            acks.push(p.await?);
+        }
+        client.close().await?;
+        Ok::<_, ClientError>(acks)
+    };
+    let timeout = args.timeout() * 2;
+    let outcome = std::pin::pin!(run);
+    let mut nap = std::pin::pin!(sleep_until(rt, std::time::Instant::now() + timeout));
+    let mut outcome = outcome;
+    let result = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = outcome.as_mut().poll(cx) {
+            return Poll::Ready(r.map_err(|e| e.to_string()));
+        }
+        nap.as_mut()
+            .poll(cx)
+            .map(|()| Err(format!("no answer within {timeout:?}")))
+    })
+    .await;
+    submit_exit(result)
+}
+
+impl SubmitArgs {
+    /// The requests to send, in order: the Conn (with `--conn`), then a
+    /// Submit per message.
+    pub fn requests(&self) -> impl Iterator<Item = (RequestKind, &str)> {
+        self.conn
+            .iter()
+            .map(|c| (RequestKind::Conn, c.as_str()))
+            .chain(self.messages.iter().map(|m| (RequestKind::Submit, m.as_str())))
+    }
+}
+
+/// Prints each ack of `submit` and gives its exit status (see
+/// [`submit_main`]); an error is printed on stderr.
+pub fn submit_exit(acks: Result<Vec<Ack>, String>) -> ExitCode {
+    match acks {
+        Ok(acks) => {
+            let mut stdout = std::io::stdout().lock();
+            for ack in &acks {
+                let _ = writeln!(stdout, "{}", ack_line(ack));
+            }
+            let _ = stdout.flush();
+            if acks.iter().all(|a| a.result.is_ok()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod codec;
 mod client_error;
 pub mod handler;
 mod net;

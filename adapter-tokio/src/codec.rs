@@ -1,59 +1,29 @@
-//! tokio-util [`Decoder`] / [`Encoder`] for users who already use `Framed`.
-//!
-//! Both delegate to the core's frame and packet layers: the same limits,
-//! the same errors, no framing logic here. A `Framed` stream gives packets
-//! only; pipelining order, ids and timeouts are then the user's (the
-//! [`Server`](crate::Server) and [`Client`](crate::Client) take them from
-//! the core's connection state machines instead).
-
-use std::io;
+//! tokio-util [`Decoder`] / [`Encoder`] for users who already use
+//! `Framed`, over adapter-common's [`FrameCodec`]: the core's decoder and
+//! encoders, the same limits and errors, no framing logic here.
 
 use bytes::BytesMut;
-use protocol::{DecodeError, EncodeError, FrameDecoder, Packet};
+use protocol::Packet;
 use tokio_util::codec::{Decoder, Encoder};
 
-/// Errors of a `Framed` stream of [`Packet`]s.
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    /// The peer sent bytes that are not the protocol (fatal for the stream).
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// The packet cannot be sent (a frame over the limit).
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-    /// The stream ended in the middle of a frame.
-    #[error("stream ended in the middle of a frame ({buffered} bytes of it received)")]
-    Truncated {
-        /// Bytes of the incomplete frame that arrived.
-        buffered: usize,
-    },
-    /// The socket failed.
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
+pub use adapter_common::codec::{CodecError, FrameCodec};
 
-/// Frames and parses [`Packet`]s: `Framed::new(stream, PacketCodec::default())`.
+/// Packets to and from frames for `tokio_util::codec::Framed`.
 ///
-/// Decoding splits each frame off the read buffer without copying (the
-/// payload of a request is a slice of it) and refuses a length outside
-/// `5..=max_frame_len` from the 4 header bytes alone, so a hostile header
-/// makes nothing reserve memory. Encoding refuses a frame over the same limit.
+/// ```
+/// use adapter_tokio::PacketCodec;
+/// use tokio_util::codec::Decoder;
+/// let mut codec = PacketCodec::new(1024);
+/// let mut buf = bytes::BytesMut::from(&[0, 0, 0, 4][..]);
+/// assert!(codec.decode(&mut buf).is_err()); // a length below 5: refused
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PacketCodec {
-    decoder: FrameDecoder,
-}
+pub struct PacketCodec(pub FrameCodec);
 
 impl PacketCodec {
     /// A codec with this limit on `total_length` (default 8 MiB).
     pub fn new(max_frame_len: u32) -> Self {
-        Self {
-            decoder: FrameDecoder::new(max_frame_len),
-        }
-    }
-
-    /// The limit on `total_length`.
-    pub fn max_frame_len(&self) -> u32 {
-        self.decoder.max_frame_len()
+        Self(FrameCodec::new(max_frame_len))
     }
 }
 
@@ -62,17 +32,11 @@ impl Decoder for PacketCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
-        Ok(self.decoder.decode_packet(src)?)
+        self.0.decode(src)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
-        match self.decode(src)? {
-            Some(packet) => Ok(Some(packet)),
-            None if src.is_empty() => Ok(None),
-            None => Err(CodecError::Truncated {
-                buffered: src.len(),
-            }),
-        }
+        self.0.decode_eof(src)
     }
 }
 
@@ -83,11 +47,6 @@ impl Encoder<Packet> for PacketCodec {
     type Error = CodecError;
 
     fn encode(&mut self, packet: Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let len = packet.frame_len();
-        let max = self.max_frame_len();
-        if u32::try_from(len).map_or(true, |l| l > max) {
-            return Err(EncodeError::FrameTooLong { len, max }.into());
-        }
-        Ok(packet.encode(dst)?)
+        self.0.encode(&packet, dst)
     }
 }

@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use adapter_tokio::{Server, ServerOptions, ShutdownHandle};
+use adapter_tokio::{Server, ShutdownHandle, Tokio};
 use conformance::{Endpoint, Harness, RunningServer, ServerSpec};
-use protocol::Request;
 
 struct TokioHarness;
 
@@ -57,12 +56,7 @@ impl Harness for TokioHarness {
                     .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             )
         };
-        let options = ServerOptions {
-            config: spec.config,
-            max_connections: spec.max_connections,
-            socket: spec.socket,
-            shutdown_timeout: spec.shutdown_timeout,
-        };
+        let options = spec.options();
         let handler = spec.handler;
         let (tx, rx) = mpsc::channel();
         let thread = thread::spawn(move || {
@@ -71,9 +65,7 @@ impl Harness for TokioHarness {
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let bound = Server::bind(&endpoint, options, move |req: &Request| {
-                    handler(req.kind, &req.payload)
-                });
+                let bound = Server::bind(Tokio, &endpoint, options, handler);
                 let server = match bound {
                     Ok(server) => server,
                     Err(e) => {

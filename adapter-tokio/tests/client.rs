@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use adapter_tokio::{Client, ClientError, Server, ServerOptions};
+use adapter_tokio::{Tokio, Client, ClientError, Server, ServerOptions};
 use bytes::BytesMut;
 use conformance::Endpoint;
 use protocol::{
     AckResult, ClientConfig, CloseReason, DEFAULT_MAX_FRAME_LEN, MessageId, Request, RequestKind,
-    decode_frame, encode_ack,
+    decode, encode_ack,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,8 +42,8 @@ where
 /// Reads until one whole request frame arrived; returns its id.
 async fn read_one_request(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<MessageId> {
     loop {
-        if let Ok(Some(frame)) = decode_frame(buf, DEFAULT_MAX_FRAME_LEN) {
-            return frame.decode_packet().ok().map(|p| p.id());
+        if let Ok(Some(packet)) = decode(buf, DEFAULT_MAX_FRAME_LEN) {
+            return Some(packet.id());
         }
         match stream.read_buf(buf).await {
             Ok(0) | Err(_) => return None,
@@ -62,13 +62,13 @@ async fn hundred_tasks_submitting_concurrently_share_one_connection() {
                 AckResult::OK
             }
         };
-        let server = Server::bind(&tcp_any(), ServerOptions::default(), handler).expect("bind");
+        let server = Server::bind(Tokio, &tcp_any(), ServerOptions::default(), handler).expect("bind");
         let endpoint = server.local_endpoint().clone();
         let (shutdown, totals) = (server.shutdown_handle(), server.totals());
         let serving = tokio::spawn(server.run());
 
         let client = Arc::new(
-            Client::connect(&endpoint, ClientConfig::default())
+            Client::connect(&Tokio, &endpoint, ClientConfig::default())
                 .await
                 .expect("connect"),
         );
@@ -118,12 +118,12 @@ async fn hundred_tasks_submitting_concurrently_share_one_connection() {
 #[tokio::test]
 async fn close_waits_for_every_ack_queued_before_it() {
     timeout(LIMIT, async {
-        let server = Server::bind(&tcp_any(), ServerOptions::default(), adapter_tokio::AckAll)
+        let server = Server::bind(Tokio, &tcp_any(), ServerOptions::default(), adapter_tokio::AckAll)
             .expect("bind");
         let endpoint = server.local_endpoint().clone();
         let shutdown = server.shutdown_handle();
         let serving = tokio::spawn(server.run());
-        let client = Client::connect(&endpoint, ClientConfig::default())
+        let client = Client::connect(&Tokio, &endpoint, ClientConfig::default())
             .await
             .expect("connect");
         let mut pending = Vec::new();
@@ -161,7 +161,7 @@ async fn server_closing_with_requests_in_flight_fails_every_waiter_with_the_reas
             // Closes without answering.
         })
         .await;
-        let client = Client::connect(&endpoint, ClientConfig::default())
+        let client = Client::connect(&Tokio, &endpoint, ClientConfig::default())
             .await
             .expect("connect");
         let a = client.send(RequestKind::Submit, "a").await.expect("queued");
@@ -196,7 +196,7 @@ async fn an_ack_for_the_wrong_id_ends_the_connection_as_a_protocol_error() {
             }
         })
         .await;
-        let client = Client::connect(&endpoint, ClientConfig::default())
+        let client = Client::connect(&Tokio, &endpoint, ClientConfig::default())
             .await
             .expect("connect");
         match client.submit("x").await {
@@ -224,7 +224,7 @@ async fn a_server_that_never_answers_hits_the_response_timeout() {
             response_timeout: Some(Duration::from_millis(200)),
             ..ClientConfig::default()
         };
-        let client = Client::connect(&endpoint, config).await.expect("connect");
+        let client = Client::connect(&Tokio, &endpoint, config).await.expect("connect");
         match client.submit("anyone?").await {
             Err(ClientError::Closed(CloseReason::ResponseTimeout { id, .. })) => {
                 assert_eq!(id, MessageId::from_counter(1));
@@ -243,7 +243,7 @@ async fn connecting_to_nothing_says_where_and_why() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("local addr")
     };
-    match Client::connect(&Endpoint::Tcp(addr), ClientConfig::default()).await {
+    match Client::connect(&Tokio, &Endpoint::Tcp(addr), ClientConfig::default()).await {
         Err(e @ ClientError::Connect { .. }) => {
             let text = e.to_string();
             assert!(text.contains(&addr.to_string()), "{text}");
@@ -255,7 +255,7 @@ async fn connecting_to_nothing_says_where_and_why() {
 #[tokio::test]
 async fn a_payload_over_the_frame_limit_is_refused_without_closing() {
     timeout(LIMIT, async {
-        let server = Server::bind(&tcp_any(), ServerOptions::default(), adapter_tokio::AckAll)
+        let server = Server::bind(Tokio, &tcp_any(), ServerOptions::default(), adapter_tokio::AckAll)
             .expect("bind");
         let endpoint = server.local_endpoint().clone();
         let shutdown = server.shutdown_handle();
@@ -264,7 +264,7 @@ async fn a_payload_over_the_frame_limit_is_refused_without_closing() {
             max_frame_len: 64,
             ..ClientConfig::default()
         };
-        let client = Client::connect(&endpoint, config).await.expect("connect");
+        let client = Client::connect(&Tokio, &endpoint, config).await.expect("connect");
         match client.submit(vec![0u8; 100]).await {
             Err(ClientError::Submit(protocol::SubmitError::Encode(_))) => {}
             other => panic!("expected the frame limit to refuse, got {other:?}"),

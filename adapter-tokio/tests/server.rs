@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use adapter_common::ServerTotals;
-use adapter_tokio::{AckAll, AsyncFn, Client, Handler, Server, ServerOptions, ShutdownHandle};
+use adapter_tokio::{Tokio, AckAll, AsyncFn, Client, Handler, Server, ServerOptions, ShutdownHandle};
 use bytes::BytesMut;
 use conformance::Endpoint;
 use protocol::{
     AckResult, ClientConfig, DEFAULT_MAX_FRAME_LEN, MessageId, Packet, Request, RequestKind,
-    decode_frame, encode_request,
+    decode, encode_request,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,7 +36,7 @@ struct Running {
 
 impl Running {
     fn start<H: Handler>(options: ServerOptions, handler: H) -> Self {
-        let server = Server::bind(&tcp_any(), options, handler).expect("bind 127.0.0.1:0");
+        let server = Server::bind(Tokio, &tcp_any(), options, handler).expect("bind 127.0.0.1:0");
         Self {
             endpoint: server.local_endpoint().clone(),
             shutdown: server.shutdown_handle(),
@@ -68,8 +68,8 @@ fn submit_bytes(counter: u32, payload: &[u8]) -> Vec<u8> {
         RequestKind::Submit,
         &id,
         payload,
-        &mut out,
         DEFAULT_MAX_FRAME_LEN,
+        &mut out,
     )
     .expect("a small frame");
     out.to_vec()
@@ -86,9 +86,8 @@ async fn read_ordered_acks(read: &mut (impl AsyncReadExt + Unpin), first: u32) -
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        while let Some(frame) = decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN).expect("valid frames")
-        {
-            match frame.decode_packet().expect("a valid packet") {
+        while let Some(packet) = decode(&mut buf, DEFAULT_MAX_FRAME_LEN).expect("valid frames") {
+            match packet {
                 Packet::SubmitAck { id, result } => {
                     assert_eq!(id, MessageId::from_counter(next), "acks out of order");
                     assert_eq!(result, AckResult::OK);
@@ -210,14 +209,12 @@ async fn graceful_shutdown_under_load_answers_every_request_it_received() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_max_connections_is_accepted_and_closed_at_once() {
     timeout(LIMIT, async {
-        let options = ServerOptions {
-            max_connections: 3,
-            ..ServerOptions::default()
-        };
+        let mut options = ServerOptions::default();
+        options.config.max_connections = 3;
         let server = Running::start(options, AckAll);
         let mut clients = Vec::new();
         for _ in 0..3 {
-            let c = Client::connect(&server.endpoint, ClientConfig::default())
+            let c = Client::connect(&Tokio, &server.endpoint, ClientConfig::default())
                 .await
                 .expect("connect");
             assert!(c.submit("in").await.expect("ack").result.is_ok());
@@ -241,7 +238,7 @@ async fn over_max_connections_is_accepted_and_closed_at_once() {
         leaving.close().await.expect("clean close");
         let mut served = false;
         for _ in 0..100 {
-            let c = Client::connect(&server.endpoint, ClientConfig::default())
+            let c = Client::connect(&Tokio, &server.endpoint, ClientConfig::default())
                 .await
                 .expect("connect");
             if c.submit("newcomer").await.is_ok() {
@@ -261,7 +258,7 @@ async fn over_max_connections_is_accepted_and_closed_at_once() {
 async fn malformed_frame_closes_only_its_own_connection_after_the_earlier_acks() {
     timeout(LIMIT, async {
         let server = Running::start(ServerOptions::default(), AckAll);
-        let bystander = Client::connect(&server.endpoint, ClientConfig::default())
+        let bystander = Client::connect(&Tokio, &server.endpoint, ClientConfig::default())
             .await
             .expect("connect");
         assert!(
@@ -318,7 +315,7 @@ async fn a_slow_async_answer_does_not_hold_back_the_requests_after_it() {
             })
         };
         let server = Running::start(ServerOptions::default(), handler);
-        let client = Client::connect(&server.endpoint, ClientConfig::default())
+        let client = Client::connect(&Tokio, &server.endpoint, ClientConfig::default())
             .await
             .expect("connect");
         let mut pending = vec![
@@ -358,10 +355,10 @@ async fn unix_socket_server_serves_and_removes_its_socket_file_on_shutdown() {
             std::process::id()
         ));
         let endpoint = Endpoint::Unix(path.clone());
-        let server = Server::bind(&endpoint, ServerOptions::default(), AckAll).expect("bind");
+        let server = Server::bind(Tokio, &endpoint, ServerOptions::default(), AckAll).expect("bind");
         let shutdown = server.shutdown_handle();
         let task = tokio::spawn(server.run());
-        let client = Client::connect(&endpoint, ClientConfig::default())
+        let client = Client::connect(&Tokio, &endpoint, ClientConfig::default())
             .await
             .expect("connect");
         let ack = client.submit("over unix").await.expect("ack");
@@ -382,10 +379,8 @@ async fn shutdown_deadline_cuts_a_connection_whose_answer_never_comes() {
             std::future::pending::<()>().await;
             AckResult::OK
         });
-        let options = ServerOptions {
-            shutdown_timeout: Duration::from_millis(300),
-            ..ServerOptions::default()
-        };
+        let mut options = ServerOptions::default();
+        options.config.shutdown_timeout = Duration::from_millis(300);
         let server = Running::start(options, handler);
         let mut stuck = TcpStream::connect(server.addr()).await.expect("connect");
         stuck
@@ -407,7 +402,7 @@ async fn shutdown_deadline_cuts_a_connection_whose_answer_never_comes() {
         assert_eq!(read_ordered_acks(&mut stuck, 1).await, 0);
         assert_eq!(totals.open_now(), 0);
         let line = totals.to_string();
-        assert!(line.contains("aborted=1"), "{line}");
+        assert!(line.contains("shutdown_deadline=1"), "{line}");
     })
     .await
     .expect("bounded");

@@ -11,19 +11,19 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io::IsTerminal as _;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use adapter_common::cli::EndpointArgs;
-use adapter_common::{Endpoint, SocketOptions, configure_tcp};
+use adapter_common::runtime::{Deadline, poll_read_step, poll_write_step};
+use adapter_common::{Endpoint, Runtime, SocketOptions};
+use adapter_tokio::{Tokio, TokioSocket};
 use clap::Args;
 use hdrhistogram::Histogram;
-use protocol::{ClientConfig, ClientConnection, MessageId};
-use tokio::net::{TcpStream, UnixStream};
-
-use crate::io::{ReadOutcome, Socket, Timer, WriteOutcome, poll_read_now, write_now};
+use protocol::{ClientConfig, ClientConnection, ClientEvent, MessageId};
 
 /// `bench` flags.
 #[derive(Debug, Clone, Args)]
@@ -242,31 +242,17 @@ fn new_histogram() -> Result<Histogram<u64>, BenchError> {
         .map_err(|e| BenchError::Invalid(format!("histogram: {e}")))
 }
 
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
+async fn connect(endpoint: &Endpoint, index: u32) -> Result<TokioSocket, BenchError> {
+    Tokio
+        .connect(endpoint, &SocketOptions::default())
+        .await
+        .map_err(|source| BenchError::Connect {
+            index,
+            endpoint: endpoint.clone(),
+            source,
+        })
 }
 
-async fn connect(endpoint: &Endpoint, index: u32) -> Result<Stream, BenchError> {
-    let error = |source| BenchError::Connect {
-        index,
-        endpoint: endpoint.clone(),
-        source,
-    };
-    match endpoint {
-        Endpoint::Tcp(addr) => {
-            let s = TcpStream::connect(addr).await.map_err(error)?;
-            configure_tcp(&s, &SocketOptions::default()).map_err(error)?;
-            Ok(Stream::Tcp(s))
-        }
-        Endpoint::Unix(path) => Ok(Stream::Unix(
-            UnixStream::connect(path).await.map_err(error)?,
-        )),
-    }
-}
-
-/// Runs the load (inside a tokio runtime; a multi-thread one to use every
-/// core). Connects everything first, then starts every connection at once.
 pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
     let endpoint = args.endpoint.endpoint();
     let config = ClientConfig {
@@ -306,10 +292,7 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
             progress: Arc::clone(&progress),
             latency: new_histogram()?,
         };
-        tasks.push(match stream {
-            Stream::Tcp(s) => tokio::spawn(job.drive(s)),
-            Stream::Unix(s) => tokio::spawn(job.drive(s)),
-        });
+        tasks.push(tokio::spawn(job.drive(stream)));
     }
     let ticker = std::io::stderr()
         .is_terminal()
@@ -384,27 +367,31 @@ struct Job {
     latency: Histogram<u64>,
 }
 
-enum Wake {
-    Read(usize),
-    Writable,
-    Failed(std::io::Error),
-    Timer,
-}
-
 impl Job {
-    async fn drive<S: Socket>(mut self, mut socket: S) -> ConnReport {
-        let mut conn = ClientConnection::new(self.config.clone(), Instant::now());
+    /// One connection's loop: the same read/write/timer steps as the
+    /// servers' and clients' drivers (adapter-common's runtime module),
+    /// driving the client core directly.
+    async fn drive(mut self, mut socket: TokioSocket) -> ConnReport {
+        let mut conn = ClientConnection::new(self.config.clone());
         let mut next_id = self.config.first_id;
         let mut sent = 0u64;
         let (mut ok, mut errors) = (0u64, 0u64);
         let mut failure = None;
         let mut closing = false;
-        let mut timer = Timer::default();
+        let mut timer = Deadline::default();
         let mut bytes_at_start = None;
-        loop {
+        let mut end = None;
+        let mut run = pin!(poll_fn(|cx| loop {
             let now = Instant::now();
             let mut acked = 0;
-            while let Some(ack) = conn.poll_event() {
+            while let Some(event) = conn.poll_event() {
+                let ack = match event {
+                    ClientEvent::Ack(ack) => ack,
+                    ClientEvent::Closed(reason) => {
+                        end = Some(reason);
+                        return Poll::Ready(());
+                    }
+                };
                 acked += 1;
                 let expected = MessageId::from_counter(next_id);
                 next_id = next_id.wrapping_add(1);
@@ -438,64 +425,47 @@ impl Job {
                 if failure.is_some() || !self.may_send(sent, now) {
                     conn.close(now);
                     closing = true;
+                    continue;
                 }
             }
-            if !conn.transmit_buf().is_empty() {
-                match write_now(&socket, conn.transmit_buf()) {
-                    WriteOutcome::Wrote(n) if n > 0 => conn.handle_written(n, now),
-                    WriteOutcome::Wrote(_) | WriteOutcome::Full => {}
-                    WriteOutcome::Failed(e) => {
-                        failure = Some(format!("write failed: {e}"));
-                        break;
-                    }
-                }
+            if let Err(e) = poll_write_step(
+                &mut socket,
+                cx,
+                &mut conn,
+                ClientConnection::transmit_buf,
+                |c, n| c.handle_written(n, now),
+            ) {
+                failure = Some(format!("write failed: {e}"));
+                return Poll::Ready(());
             }
-            if conn.is_closed() {
-                break;
-            }
-            timer.arm(conn.poll_timeout());
-            if let Plan::Until(at) = self.plan
-                && !closing
-            {
-                timer.arm(Some(at));
-            }
-            let has_output = !conn.transmit_buf().is_empty();
-            let wake = poll_fn(|cx| {
-                if let Poll::Ready(ready) = socket.poll_read_ready(cx) {
-                    if let Err(e) = ready {
-                        return Poll::Ready(Wake::Failed(e));
-                    }
-                    match poll_read_now(&mut socket, cx, conn.input_buffer()) {
-                        ReadOutcome::Data(n) => return Poll::Ready(Wake::Read(n)),
-                        ReadOutcome::Failed(e) => return Poll::Ready(Wake::Failed(e)),
-                        ReadOutcome::NotReady => conn.handle_input_appended(0, Instant::now()),
-                    }
-                }
-                if has_output && let Poll::Ready(ready) = socket.poll_write_ready(cx) {
-                    return Poll::Ready(match ready {
-                        Ok(()) => Wake::Writable,
-                        Err(e) => Wake::Failed(e),
-                    });
-                }
-                if timer.poll_fired(cx).is_ready() {
-                    return Poll::Ready(Wake::Timer);
-                }
-                Poll::Pending
-            })
-            .await;
-            match wake {
-                Wake::Read(0) => conn.handle_eof(Instant::now()),
-                Wake::Read(n) => conn.handle_input_appended(n, Instant::now()),
-                Wake::Writable => {}
-                Wake::Failed(e) => {
+            match poll_read_step(&mut socket, cx, conn.input_buffer()) {
+                Poll::Ready(Ok(0)) => conn.handle_eof(now),
+                Poll::Ready(Ok(n)) => conn.handle_input_appended(n, now),
+                Poll::Ready(Err(e)) => {
                     failure = Some(format!("socket error: {e}"));
-                    break;
+                    return Poll::Ready(());
                 }
-                Wake::Timer => conn.handle_timeout(Instant::now()),
+                Poll::Pending => {
+                    conn.handle_input_appended(0, now);
+                    let until = match self.plan {
+                        Plan::Until(at) if !closing => Some(at),
+                        _ => None,
+                    };
+                    let at = match (conn.poll_timeout(), until) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    if timer.poll(cx, &Tokio, at, now).is_ready() {
+                        conn.handle_timeout(now);
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
             }
-        }
+        }));
+        run.as_mut().await;
         if failure.is_none()
-            && let Some(reason) = conn.close_reason().filter(|r| !r.is_clean())
+            && let Some(reason) = end.filter(|r| !r.is_clean())
         {
             failure = Some(reason.to_string());
         }
