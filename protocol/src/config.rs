@@ -81,13 +81,7 @@ impl ServerConfig {
     /// Checks every setting against what the protocol can work with; the
     /// error names the first one out of range, its value and the range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let frame_min = REQUEST_OVERHEAD as u64;
-        range(
-            Setting::MaxFrameLen,
-            self.max_frame_len.into(),
-            frame_min,
-            MAX_FRAME_LEN_LIMIT.into(),
-        )?;
+        frame_limit(self.max_frame_len, REQUEST_OVERHEAD)?;
         range(Setting::HighWater, count(self.high_water), 1, MAX_COUNT)?;
         range(
             Setting::LowWater,
@@ -154,13 +148,7 @@ impl Default for ClientConfig {
 impl ClientConfig {
     /// Checks every setting; the error names the first one out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let frame_min = ACK_FRAME_LEN as u64;
-        range(
-            Setting::MaxFrameLen,
-            self.max_frame_len.into(),
-            frame_min,
-            MAX_FRAME_LEN_LIMIT.into(),
-        )?;
+        frame_limit(self.max_frame_len, ACK_FRAME_LEN)?;
         range(
             Setting::MaxInFlight,
             count(self.max_in_flight),
@@ -171,6 +159,17 @@ impl ClientConfig {
         timeout(Setting::WriteStallTimeout, self.write_stall_timeout)?;
         Ok(())
     }
+}
+
+/// A frame limit must let the smallest frame the side receives through.
+fn frame_limit(max_frame_len: u32, smallest: usize) -> Result<(), ConfigError> {
+    let max = MAX_FRAME_LEN_LIMIT.into();
+    range(
+        Setting::MaxFrameLen,
+        max_frame_len.into(),
+        count(smallest),
+        max,
+    )
 }
 
 fn count(n: usize) -> u64 {
