@@ -336,7 +336,11 @@ impl SubmitArgs {
         self.conn
             .iter()
             .map(|c| (RequestKind::Conn, c.as_str()))
-            .chain(self.messages.iter().map(|m| (RequestKind::Submit, m.as_str())))
+            .chain(
+                self.messages
+                    .iter()
+                    .map(|m| (RequestKind::Submit, m.as_str())),
+            )
     }
 }
 

@@ -15,8 +15,8 @@
 
 pub mod cli;
 pub mod client;
-pub mod codec;
 mod client_error;
+pub mod codec;
 pub mod handler;
 mod net;
 pub mod runtime;
