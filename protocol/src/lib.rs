@@ -156,6 +156,11 @@ mod wire;
 #[cfg(feature = "proptest")]
 pub mod strategy;
 
+/// The README's code blocks, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use buffers::ConnectionStats;
 pub use client::{Ack, ClientConnection, ClientEvent};
 pub use codec::{Packet, decode, encode_ack, encode_request};
