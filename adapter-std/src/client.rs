@@ -2,50 +2,45 @@
 //!
 //! # Design: one writer lock, one reader thread
 //!
-//! A [`Client`] wraps one [`ClientConnection`] (the core) behind a mutex
-//! that is only ever held for bookkeeping, never across a blocking call.
-//! Around it:
+//! A [`Client`] drives one [`ClientCore`] (the core plus the waiters of
+//! its requests, in in-flight order) behind a mutex that is never held
+//! across a blocking call. Around it:
 //!
 //! - **The writer lock** is held by a sender from the moment it queues its
-//!   request(s) in the core (which gives each its id and remembers it in
-//!   flight) until their bytes are written to the socket. Frames therefore
-//!   reach the socket whole and in the order the core issued their ids,
-//!   which is the order the server answers in. A batch ([`Client::send_all`])
-//!   is written with one `write` per 64 KiB.
+//!   request(s) in the core until their bytes are written. It copies the
+//!   core's pending output out (the bytes stay in the core), writes the
+//!   copy with the mutex released, and reports each write to the core
+//!   (`handle_written`): other senders wait for the writer lock, so the
+//!   core's pending bytes are exactly the copy's. Frames therefore reach
+//!   the socket whole and in id order, and the core's write-stall timer
+//!   sees the real progress. A batch ([`Client::send_all`]) is written in
+//!   pieces of about 64 KiB.
 //! - **One reader thread** (started by [`Client::connect`], 128 KiB stack)
-//!   is the only one that reads. It feeds the core, takes the acks out in
-//!   request order and hands each to the [`PendingAck`] of its request. Its
-//!   read timeout is the core's `poll_timeout` (the response timeout of the
-//!   oldest request), so a silent server fails the waiters in time.
+//!   is the only one that reads. It feeds the core, hands each ack to the
+//!   [`PendingAck`] of its request, and fires the core's timers: its read
+//!   timeout comes from the core's `poll_timeout` (the response timeout of
+//!   the oldest request, the write stall), so a silent server or a stuck
+//!   write fails the waiters in time. When the connection ends it shuts
+//!   the socket down, which also returns a sender blocked in `write`.
 //!
-//! So callers never read: [`PendingAck::wait`] blocks on its own channel.
+//! So callers never read: [`PendingAck::wait`] blocks on its own slot.
 //! Because the reader always reads, acks never pile up in the socket while
-//! a sender is blocked writing, whatever the callers do.
-//!
-//! When the core refuses a request because `max_in_flight` are waiting,
-//! the sender flushes what it queued and waits for acks to free a slot.
-//! A socket write that makes no progress for the core's
-//! `write_stall_timeout` (SO_SNDTIMEO) ends the connection with
-//! [`CloseReason::WriteStall`]: the writer moves bytes out with
-//! `poll_transmit`, so the core cannot time that write itself.
+//! a sender is blocked writing. When `max_in_flight` requests are waiting,
+//! a sender flushes what it queued and waits for acks to free a slot.
 
-pub use adapter_common::ClientError;
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use adapter_common::{Endpoint, SocketOptions, configure_tcp};
-use bytes::{Buf, BytesMut};
-use protocol::{
-    Ack, ClientConfig, ClientConnection, CloseReason, MessageId, RequestKind, SubmitError,
+use adapter_common::{
+    ClientCore, Endpoint, Net, SocketOptions, StdStream, configure_tcp, is_timeout,
 };
+pub use adapter_common::{ClientError, PendingAck};
+use protocol::{Ack, ClientConfig, CloseReason, RequestKind, SubmitError};
 
-use crate::stream::{SocketTimeout, Stream, is_timeout};
+use crate::timeout::SocketTimeout;
 
 /// Bytes read per `read` call by the reader thread (a stack buffer).
 const READ_CHUNK: usize = 8 * 1024;
@@ -53,8 +48,6 @@ const READ_CHUNK: usize = 8 * 1024;
 const FLUSH_AT: usize = 64 * 1024;
 /// Stack of the reader thread.
 const READER_STACK: usize = 128 * 1024;
-/// How often a sender waiting for a free in-flight slot looks again.
-const SLOT_RECHECK: Duration = Duration::from_millis(100);
 
 /// How a [`Client`] connects. Every field has a default.
 #[derive(Debug, Clone, Default)]
@@ -68,93 +61,16 @@ pub struct ClientOptions {
     pub connect_timeout: Option<Duration>,
 }
 
-type AckSender = SyncSender<Result<Ack, ClientError>>;
-
-struct State {
-    core: ClientConnection,
-    /// One per request in flight, in request order (the core's order).
-    waiters: VecDeque<AckSender>,
-    /// Set once the connection is over; every later call gets it.
-    failed: Option<ClientError>,
-}
-
+#[derive(Debug)]
 struct Shared {
-    state: Mutex<State>,
-    /// Signalled when acks arrive or the connection ends.
-    acked: Condvar,
+    core: Mutex<ClientCore>,
+    /// Signalled when acks free in-flight slots or the connection ends.
+    room: Condvar,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn failure(&self) -> ClientError {
-        self.lock()
-            .failed
-            .clone()
-            .unwrap_or(ClientError::Closed(CloseReason::PeerClosed))
-    }
-}
-
-impl State {
-    /// Ends the connection for every caller: each waiter gets `err`.
-    fn fail(&mut self, err: ClientError) {
-        let err = self.failed.get_or_insert(err).clone();
-        for tx in self.waiters.drain(..) {
-            let _ = tx.send(Err(err.clone()));
-        }
-    }
-
-    fn deliver_acks(&mut self) -> bool {
-        let mut any = false;
-        while let Some(ack) = self.core.poll_event() {
-            any = true;
-            if let Some(tx) = self.waiters.pop_front() {
-                let _ = tx.send(Ok(ack));
-            }
-        }
-        any
-    }
-}
-
-/// The ack of a request sent with [`Client::send`], to wait for.
-#[derive(Debug)]
-#[must_use = "the ack is only seen by waiting for it"]
-pub struct PendingAck {
-    id: MessageId,
-    rx: Receiver<Result<Ack, ClientError>>,
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Shared")
-    }
-}
-
-impl PendingAck {
-    /// The request's id.
-    pub fn id(&self) -> MessageId {
-        self.id
-    }
-
-    /// Blocks until the ack arrives or the connection ends (the core's
-    /// response timeout bounds the wait when it is set).
-    pub fn wait(self) -> Result<Ack, ClientError> {
-        self.rx
-            .recv()
-            .unwrap_or_else(|_| Err(self.shared.failure()))
-    }
-
-    /// Like [`wait`](Self::wait), giving up after `timeout`: `None` when
-    /// the ack has not come yet (it may still come; wait again).
-    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<Ack, ClientError>> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(r) => Some(r),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Err(self.shared.failure())),
-        }
+    fn lock(&self) -> MutexGuard<'_, ClientCore> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -175,69 +91,47 @@ impl PendingAck {
 /// client.close()?;
 /// # Ok::<(), adapter_std::ClientError>(())
 /// ```
+#[derive(Debug)]
 pub struct Client {
-    stream: Arc<Stream>,
+    stream: Arc<StdStream>,
     shared: Arc<Shared>,
-    /// The writer lock; the buffer the core's output is moved into.
-    writer: Mutex<BytesMut>,
+    /// The writer lock: held from queueing a request to writing it.
+    writer: Mutex<()>,
     reader: Option<JoinHandle<()>>,
-    write_stall: Option<Duration>,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("stream", &self.stream)
-            .field("in_flight", &self.in_flight())
-            .finish_non_exhaustive()
-    }
 }
 
 impl Client {
     /// Connects to `endpoint` (TCP or Unix) and starts the reader thread.
     pub fn connect(endpoint: &Endpoint, options: ClientOptions) -> Result<Self, ClientError> {
-        let connect_err = |e: io::Error| ClientError::Connect {
+        let core = ClientCore::new(options.config.clone())?;
+        let stream = match (endpoint, options.connect_timeout.filter(|t| !t.is_zero())) {
+            (Endpoint::Tcp(addr), Some(t)) => TcpStream::connect_timeout(addr, t)
+                .and_then(|s| configure_tcp(&s, &options.socket).map(|()| Net::Tcp(s))),
+            _ => StdStream::connect(endpoint, &options.socket),
+        }
+        .map_err(|e| ClientError::Connect {
             endpoint: endpoint.clone(),
             source: Arc::new(e),
-        };
-        let stream = match endpoint {
-            Endpoint::Tcp(addr) => {
-                let s = match options.connect_timeout.filter(|t| !t.is_zero()) {
-                    Some(t) => TcpStream::connect_timeout(addr, t),
-                    None => TcpStream::connect(addr),
-                }
-                .map_err(connect_err)?;
-                configure_tcp(&s, &options.socket)?;
-                Stream::Tcp(s)
-            }
-            Endpoint::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_err)?),
-        };
-        let write_stall = options.config.write_stall_timeout.filter(|t| !t.is_zero());
-        stream.set_write_timeout(write_stall)?;
-        let recheck = options.config.response_timeout.filter(|t| !t.is_zero());
+        })?;
+        // A timer armed while the reader waits is at least this far away.
+        let c = &options.config;
+        let (rt, ws) = (c.response_timeout, c.write_stall_timeout);
+        let recheck = rt.min(ws).or(rt).or(ws);
         let stream = Arc::new(stream);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                core: ClientConnection::new(options.config, Instant::now()),
-                waiters: VecDeque::new(),
-                failed: None,
-            }),
-            acked: Condvar::new(),
+            core: Mutex::new(core),
+            room: Condvar::new(),
         });
-        let reader = {
-            let stream = Arc::clone(&stream);
-            let shared = Arc::clone(&shared);
-            thread::Builder::new()
-                .name("adapter-std-client-reader".to_owned())
-                .stack_size(READER_STACK)
-                .spawn(move || read_loop(&stream, &shared, recheck))?
-        };
+        let (s, sh) = (Arc::clone(&stream), Arc::clone(&shared));
+        let reader = thread::Builder::new()
+            .name("adapter-std-client-reader".to_owned())
+            .stack_size(READER_STACK)
+            .spawn(move || read_loop(&s, &sh, recheck))?;
         Ok(Self {
             stream,
             shared,
-            writer: Mutex::new(BytesMut::new()),
+            writer: Mutex::new(()),
             reader: Some(reader),
-            write_stall,
         })
     }
 
@@ -277,12 +171,9 @@ impl Client {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let payloads: Vec<I::Item> = payloads.into_iter().collect();
-        let mut out = Vec::with_capacity(payloads.len());
-        self.send_with(
-            payloads.iter().map(|p| (RequestKind::Submit, p.as_ref())),
-            |p| out.push(p),
-        )?;
+        let mut out = Vec::new();
+        let requests = payloads.into_iter().map(|p| (RequestKind::Submit, p));
+        self.send_with(requests, |p| out.push(p))?;
         Ok(out)
     }
 
@@ -300,122 +191,97 @@ impl Client {
 
     /// Requests sent and waiting for their acks.
     pub fn in_flight(&self) -> usize {
-        self.shared.lock().core.in_flight()
+        self.shared.lock().in_flight()
     }
 
     /// Closes gracefully: sends nothing more, waits for the ack of every
     /// request in flight (they still reach their [`PendingAck`]s), then
-    /// closes the socket. `Err` when the connection did not end cleanly.
+    /// closes the socket. `Ok` when the client closed with nothing lost,
+    /// else how the connection ended.
     pub fn close(mut self) -> Result<(), ClientError> {
-        let done = {
+        let ended = {
             let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut st = self.shared.lock();
-            st.core.close(Instant::now());
-            st.core.is_closed() || st.failed.is_some()
+            let mut core = self.shared.lock();
+            core.conn().close(Instant::now());
+            core.deliver()
         };
-        // Nothing in flight: wake the reader at once. Otherwise a FIN tells
-        // the server we are done; the reader ends after the last ack.
-        let _ = self.stream.shutdown(if done {
-            Shutdown::Both
-        } else {
-            Shutdown::Write
-        });
-        if let Some(reader) = self.reader.take() {
+        // Requests in flight: a FIN tells the server we are done, the
+        // reader ends after the last ack.
+        if !ended && let Some(reader) = self.reader.take() {
+            let _ = self.stream.shutdown(Shutdown::Write);
             let _ = reader.join();
         }
-        let mut st = self.shared.lock();
-        let reason = st.core.close_reason().cloned();
-        match (st.failed.take(), reason) {
-            (Some(ClientError::Closed(r)), _) | (None, Some(r)) if r.is_clean() => Ok(()),
-            (None, None) => Ok(()),
-            (Some(e), _) => Err(e),
-            (None, Some(r)) => Err(ClientError::Closed(r)),
-        }
+        // Drop wakes the reader (shutdown(Both)) and joins it if it still runs.
+        self.shared.lock().close_result().unwrap_or(Ok(()))
     }
 
     /// Queues each request in the core and writes them, holding the writer
     /// lock throughout so frames leave whole and in id order.
-    fn send_with<'p>(
+    fn send_with<P: AsRef<[u8]>>(
         &self,
-        requests: impl Iterator<Item = (RequestKind, &'p [u8])>,
+        requests: impl Iterator<Item = (RequestKind, P)>,
         mut on_sent: impl FnMut(PendingAck),
     ) -> Result<(), ClientError> {
-        let mut out = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         for (kind, payload) in requests {
-            loop {
-                let mut st = self.shared.lock();
-                if let Some(e) = &st.failed {
-                    return Err(e.clone());
-                }
-                match st.core.request(kind, payload, Instant::now()) {
-                    Ok(id) => {
-                        let (tx, rx) = sync_channel(1);
-                        st.waiters.push_back(tx);
-                        let full = st.core.pending_output() >= FLUSH_AT;
-                        drop(st);
-                        on_sent(PendingAck {
-                            id,
-                            rx,
-                            shared: Arc::clone(&self.shared),
-                        });
-                        if full {
-                            self.flush(&mut out)?;
-                        }
-                        break;
-                    }
-                    Err(SubmitError::TooManyInFlight { .. }) => {
-                        if st.core.pending_output() > 0 {
-                            drop(st);
-                            self.flush(&mut out)?;
+            let sent = loop {
+                let mut core = self.shared.lock();
+                match core.request(kind, payload.as_ref(), Instant::now()) {
+                    Err(ClientError::Submit(SubmitError::TooManyInFlight { .. })) => {
+                        if core.conn().pending_output() == 0 {
+                            // Wait for acks to free a slot.
+                            drop(self.shared.room.wait(core));
                         } else {
-                            drop(
-                                self.shared
-                                    .acked
-                                    .wait_timeout(st, SLOT_RECHECK)
-                                    .unwrap_or_else(PoisonError::into_inner),
-                            );
+                            drop(core);
+                            self.flush()?;
                         }
                     }
-                    Err(SubmitError::Closed(reason)) => return Err(ClientError::Closed(reason)),
-                    Err(e) => {
-                        drop(st);
-                        self.flush(&mut out)?;
-                        return Err(ClientError::Submit(e));
+                    sent => break sent.map(|p| (p, core.conn().pending_output() >= FLUSH_AT)),
+                }
+            };
+            match sent {
+                Ok((pending, full)) => {
+                    on_sent(pending);
+                    if full {
+                        self.flush()?;
                     }
                 }
+                // What was queued before it still goes out.
+                Err(e) => return self.flush().and(Err(e)),
             }
         }
-        self.flush(&mut out)
+        self.flush()
     }
 
-    /// Moves the core's output out and writes all of it (writer lock held).
-    fn flush(&self, out: &mut BytesMut) -> Result<(), ClientError> {
-        self.shared.lock().core.poll_transmit(out, Instant::now());
-        let mut w = &*self.stream;
-        while !out.is_empty() {
-            let err = match w.write(out) {
-                Ok(0) => io::Error::from(io::ErrorKind::WriteZero).into(),
+    /// Writes a copy of the core's pending output (the writer lock held:
+    /// the core's pending bytes are the copy's), reporting every write to
+    /// the core.
+    fn flush(&self) -> Result<(), ClientError> {
+        let out = self.shared.lock().conn().transmit_buf().to_vec();
+        let mut rest = &out[..];
+        while !rest.is_empty() {
+            match (&*self.stream).write(rest) {
+                Ok(0) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
-                    out.advance(n);
-                    continue;
+                    self.shared.lock().conn().handle_written(n, Instant::now());
+                    rest = rest.get(n..).unwrap_or_default();
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => match self.write_stall {
-                    Some(after) => ClientError::Closed(CloseReason::WriteStall {
-                        after,
-                        pending: out.len(),
-                    }),
-                    None => e.into(),
-                },
-                Err(e) => e.into(),
-            };
-            out.clear();
-            self.shared.lock().fail(err.clone());
-            self.shared.acked.notify_all();
-            let _ = self.stream.shutdown(Shutdown::Both);
-            return Err(err);
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.fail(e)),
+            }
         }
         Ok(())
+    }
+
+    /// A write failed: the connection ends (unless it had already, for a
+    /// reason of its own such as a write stall), for every caller.
+    fn fail(&self, e: io::Error) -> ClientError {
+        let mut core = self.shared.lock();
+        core.fail(e);
+        self.shared.room.notify_all();
+        let _ = self.stream.shutdown(Shutdown::Both);
+        let ended = core.ended().cloned();
+        ended.unwrap_or(ClientError::Closed(CloseReason::Aborted))
     }
 }
 
@@ -428,52 +294,40 @@ impl Drop for Client {
     }
 }
 
-/// The reader thread: the only reader of the socket.
-fn read_loop(stream: &Stream, shared: &Shared, recheck: Option<Duration>) {
+/// The reader thread: the only reader of the socket, and the core's timer.
+fn read_loop(stream: &StdStream, shared: &Shared, recheck: Option<Duration>) {
     let mut buf = [0u8; READ_CHUNK];
     let mut timeout = SocketTimeout::default();
-    let mut reader = stream;
+    let mut core = shared.lock();
     loop {
-        let wait = {
-            let st = shared.lock();
-            if st.core.is_closed() || st.failed.is_some() {
-                break;
-            }
-            // With no timer armed, wake after the response timeout anyway:
-            // a request sent meanwhile has a later deadline than that.
-            SocketTimeout::wait_for(st.core.poll_timeout(), Instant::now()).or(recheck)
-        };
-        if let Err(e) = timeout.apply(wait, |d| stream.set_read_timeout(d)) {
-            shared.lock().fail(e.into());
+        if core.deliver() {
             break;
         }
-        let res = reader.read(&mut buf);
+        // Wake by `recheck` at the latest: a request sent meanwhile may
+        // arm a timer earlier than the one this wait is for.
+        let wait = SocketTimeout::wait_for(core.conn().poll_timeout(), Instant::now());
+        let wait = wait.map_or(recheck, |w| Some(recheck.map_or(w, |r| w.min(r))));
+        drop(core);
+        let res = timeout
+            .apply(wait, |d| stream.set_read_timeout(d))
+            .and_then(|()| (&*stream).read(&mut buf));
         let now = Instant::now();
-        let mut st = shared.lock();
-        match res {
-            Ok(0) => st.core.handle_eof(now),
-            Ok(n) => st.core.handle_input(buf.get(..n).unwrap_or_default(), now),
-            Err(e) if is_timeout(&e) => st.core.handle_timeout(now),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                st.fail(e.into());
-                break;
-            }
+        core = shared.lock();
+        let in_flight = core.in_flight();
+        match res.map(|n| buf.get(..n)) {
+            Ok(Some([]) | None) => core.conn().handle_eof(now),
+            Ok(Some(data)) => core.conn().handle_input(data, now),
+            Err(e) if is_timeout(&e) => core.conn().handle_timeout(now),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => core.fail(e),
         }
-        let acked = st.deliver_acks();
-        if st.core.is_closed() {
-            let reason = st
-                .core
-                .close_reason()
-                .cloned()
-                .unwrap_or(CloseReason::PeerClosed);
-            st.fail(ClientError::Closed(reason));
-        }
-        if acked || st.failed.is_some() {
-            shared.acked.notify_all();
+        if core.in_flight() < in_flight {
+            // Acks came: senders waiting for a free slot may go on.
+            shared.room.notify_all();
         }
     }
-    shared.acked.notify_all();
+    // The end: senders waiting for a slot get the end's error.
+    shared.room.notify_all();
     // Over: wake a sender blocked writing to a server that stopped reading.
     let _ = stream.shutdown(Shutdown::Both);
 }

@@ -2,44 +2,44 @@
 //! a thread per connection, no async runtime, no poller.
 //!
 //! It is for programs that have no runtime, and it is the honest baseline
-//! of the Go original's "thread per connection" model. Like every adapter it is
-//! thin: framing, ordering, limits and timeouts are decided by the
-//! [`protocol`] core; this crate owns the sockets, the threads, the accept
-//! loop, graceful shutdown and the binary.
+//! of the Go original's "thread per connection" model. Like every adapter
+//! it is a driver loop plus socket glue: framing, ordering, limits,
+//! timeouts, the lingering close and the shutdown deadline are the
+//! [`protocol`] core's; admission, the shutdown fan-out, the drain, the
+//! totals, the client's waiters, the endpoints and the [`Handler`] are
+//! `adapter_common`'s, shared with the async adapters. This crate owns the
+//! threads, the blocking socket calls and the binary.
 //!
 //! # Server
 //!
-//! [`Server::bind`] a TCP address or a Unix path with a handler (a plain
-//! `Fn(&Request) -> AckResult`, shared by every connection thread), then
-//! [`Server::run`] it or [`Server::spawn`] it. Each connection thread runs
-//! the core's loop over its blocking socket:
-//!
-//! 1. answer every request the core hands out (`poll_event`, `respond`);
-//! 2. fire the core's timer if it is due (`poll_timeout`, `handle_timeout`);
-//! 3. write what is pending (`transmit_buf`, `handle_written`) with a
-//!    socket write timeout taken from the core's timer, so its write-stall
-//!    timeout ends a connection whose peer does not read;
-//! 4. only while the core `wants_input`, read with a read timeout taken
-//!    from the same timer (`None` blocks), then `handle_input` /
-//!    `handle_eof` / `handle_timeout`;
-//! 5. close the socket once the core `is_closed`.
+//! [`Server::bind`] a TCP address or a Unix path with [`ServerOptions`] and
+//! a [`Handler`] (a plain `|req: &Request| AckResult` closure will do; see
+//! [`Server`] for `Reply::Later`), then [`Server::run`] it or
+//! [`Server::spawn`] it. Each connection thread runs **the run loop of the
+//! `protocol` crate docs** ("the loop below is the one the blocking std
+//! adapter runs"), line for line in shape: drain the core's events (answer
+//! requests, shut the write side down on `ShutdownWrite`, stop on
+//! `Closed`); take the wait from `poll_timeout`; write what is pending,
+//! else read while the core `wants_input`, else nap; a socket timeout is
+//! `handle_timeout`, any other error `handle_io_error`. What std adds:
+//! the socket timeouts are set only when they change, and a shutdown is
+//! seen by the loop itself (the supervisor wakes a thread blocked in
+//! `read` with `shutdown(Read)`; the thread then calls the core's
+//! `close(now, Some(deadline))` once, and ends the lingering close at
+//! once: with the read side shut, the kernel no longer reopens the
+//! receive window as the loop reads, so a peer still sending would stall
+//! until the deadline; the kernel resets it instead).
 //!
 //! Output is written before anything more is read, so a peer that does
 //! not read stops being read from (its memory stays bounded), and the
 //! other connections, on their own threads, go on.
 //!
-//! Shutdown ([`ShutdownHandle::shutdown`], or SIGINT/SIGTERM in the
-//! binary): the accept loop stops; every connection thread is woken
-//! (`shutdown(Read)` on its socket) and calls the core's `close(now)`, which
-//! answers every request received, flushes and ends; after
-//! [`ServerOptions::shutdown_timeout`] the remaining sockets are cut.
-//!
 //! ```no_run
 //! use adapter_std::{Server, ServerOptions};
-//! use protocol::AckResult;
+//! use protocol::{AckResult, Request};
 //!
 //! let endpoint = "127.0.0.1:8888".parse().unwrap();
-//! let server = Server::bind(&endpoint, ServerOptions::default(), |_req| AckResult::OK)?;
+//! let server = Server::bind(&endpoint, ServerOptions::default(), |_: &Request| AckResult::OK)?;
 //! let stop = server.shutdown_handle(); // e.g. for a signal thread
 //! # stop.shutdown();
 //! server.run()?;
@@ -48,14 +48,14 @@
 //!
 //! # What a connection costs
 //!
-//! A thread: 64 KiB of stack reserved ([`ServerOptions::stack_size`]), of
-//! which about 18 KiB end up resident per idle connection (measured with
-//! 1000 idle connections; the 8 KiB read buffer lives on that stack, so the
-//! heap holds nothing for an idle connection), plus the kernel's own
-//! per-thread memory. Under load, 1000 connections mean 1000 threads taking
-//! turns on the CPUs: the throughput the multiplexed adapters keep at that
-//! scale is the argument for them (`docs/PROTOCOL.md`, section 10), and
-//! this adapter measures it.
+//! A thread: 64 KiB of stack reserved ([`DEFAULT_STACK_SIZE`], see
+//! [`Server::stack_size`]), of which about 18 KiB end up resident per idle
+//! connection (measured with 1000 idle connections; the 8 KiB read buffer
+//! lives on that stack, so the heap holds nothing for an idle connection),
+//! plus the kernel's own per-thread memory. Under load, 1000 connections
+//! mean 1000 threads taking turns on the CPUs: the throughput the
+//! multiplexed adapters keep at that scale is the argument for them
+//! (`docs/PROTOCOL.md`, section 10), and this adapter measures it.
 //!
 //! # Client
 //!
@@ -69,7 +69,8 @@
 
 pub mod client;
 mod server;
-mod stream;
+mod timeout;
 
+pub use adapter_common::{Handler, Reply, ServerOptions, ShutdownHandle};
 pub use client::{Client, ClientError, ClientOptions, PendingAck};
-pub use server::{Handler, Server, ServerHandle, ServerOptions, ShutdownHandle};
+pub use server::{DEFAULT_STACK_SIZE, Server, ServerHandle};

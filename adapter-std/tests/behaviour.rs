@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use adapter_std::{Server, ServerHandle, ServerOptions};
+use adapter_std::{Server, ServerHandle};
 use conformance::{Endpoint, Harness, RunningServer, ServerSpec};
 
 struct StdHarness;
@@ -47,18 +47,8 @@ impl Harness for StdHarness {
                     .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             )
         };
-        let options = ServerOptions {
-            config: spec.config,
-            socket: spec.socket,
-            max_connections: spec.max_connections,
-            shutdown_timeout: spec.shutdown_timeout,
-            ..ServerOptions::default()
-        };
-        let handler = spec.handler;
-        let server = Server::bind(&endpoint, options, move |req| {
-            handler(req.kind, &req.payload)
-        })
-        .unwrap_or_else(|e| panic!("cannot bind the std server on {endpoint}: {e}"));
+        let server = Server::bind(&endpoint, spec.options(), spec.handler)
+            .unwrap_or_else(|e| panic!("cannot bind the std server on {endpoint}: {e}"));
         let handle = server
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the std server thread: {e}"));

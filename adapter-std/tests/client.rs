@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use adapter_std::{Client, ClientError, ClientOptions, Server, ServerHandle, ServerOptions};
+use adapter_common::AckAll;
+use adapter_std::{
+    Client, ClientError, ClientOptions, Handler, Server, ServerHandle, ServerOptions,
+};
 use conformance::Endpoint;
 use protocol::{
     AckResult, ClientConfig, CloseReason, MessageId, Request, RequestKind, ServerConfig,
@@ -27,10 +30,7 @@ fn temp_unix() -> Endpoint {
     )))
 }
 
-fn serve<H>(endpoint: &Endpoint, options: ServerOptions, handler: H) -> ServerHandle
-where
-    H: Fn(&Request) -> AckResult + Send + Sync + 'static,
-{
+fn serve(endpoint: &Endpoint, options: ServerOptions, handler: impl Handler) -> ServerHandle {
     Server::bind(endpoint, options, handler)
         .expect("bind")
         .spawn()
@@ -49,13 +49,27 @@ fn bounded() -> ClientOptions {
     }
 }
 
+/// The connection ended with `err`, for a reason `why` accepts, within
+/// `within` of `started`; later calls get the end too instead of hanging.
+fn assert_ended(
+    client: &Client,
+    err: &ClientError,
+    started: Instant,
+    within: Duration,
+    why: impl Fn(&CloseReason) -> bool,
+) {
+    assert!(matches!(err, ClientError::Closed(r) if why(r)), "{err}");
+    assert!(started.elapsed() < within, "{:?}", started.elapsed());
+    assert!(matches!(client.send(b"again"), Err(ClientError::Closed(_))));
+}
+
 fn id(n: u32) -> MessageId {
     MessageId::from_counter(n)
 }
 
 #[test]
 fn submit_gets_each_ack_with_the_next_id() {
-    let server = serve(&localhost(), ServerOptions::default(), |_| AckResult::OK);
+    let server = serve(&localhost(), ServerOptions::default(), AckAll);
     let client = Client::connect(server.local_endpoint(), bounded()).unwrap();
     for n in 1..=3 {
         let ack = client.submit(b"hello").unwrap();
@@ -70,7 +84,7 @@ fn submit_gets_each_ack_with_the_next_id() {
 
 #[test]
 fn a_refused_submit_is_an_ack_with_result_1_and_the_connection_goes_on() {
-    let server = serve(&localhost(), ServerOptions::default(), |req| {
+    let server = serve(&localhost(), ServerOptions::default(), |req: &Request| {
         if &req.payload[..] == b"no" {
             AckResult::ERROR
         } else {
@@ -86,7 +100,7 @@ fn a_refused_submit_is_an_ack_with_result_1_and_the_connection_goes_on() {
 
 #[test]
 fn pipelined_send_all_gets_every_ack_in_order_past_max_in_flight() {
-    let server = serve(&localhost(), ServerOptions::default(), |_| AckResult::OK);
+    let server = serve(&localhost(), ServerOptions::default(), AckAll);
     let mut options = bounded();
     options.config.max_in_flight = 64;
     let client = Client::connect(server.local_endpoint(), options).unwrap();
@@ -111,7 +125,7 @@ fn many_threads_share_one_client_and_every_frame_arrives_whole() {
     const EACH: usize = 400;
     // The handler refuses any payload that is not exactly "t<thread>-<i>":
     // a frame torn or interleaved with another thread's would show.
-    let server = serve(&localhost(), ServerOptions::default(), |req| {
+    let server = serve(&localhost(), ServerOptions::default(), |req: &Request| {
         let ok = std::str::from_utf8(&req.payload)
             .ok()
             .and_then(|s| s.strip_prefix('t'))
@@ -169,7 +183,7 @@ fn client_and_server_work_over_a_unix_socket_with_conn_first() {
         },
         ..ServerOptions::default()
     };
-    let server = serve(&endpoint, options, |_| AckResult::OK);
+    let server = serve(&endpoint, options, AckAll);
     let client = Client::connect(server.local_endpoint(), bounded()).unwrap();
     let conn = client.conn(b"token").unwrap();
     assert_eq!((conn.kind, conn.result), (RequestKind::Conn, AckResult::OK));
@@ -198,20 +212,9 @@ fn a_server_that_never_answers_fails_the_waiter_with_a_response_timeout() {
     let client = Client::connect(&Endpoint::Tcp(addr), options).unwrap();
     let started = Instant::now();
     let err = client.submit(b"anyone?").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Closed(CloseReason::ResponseTimeout { .. })
-        ),
-        "{err}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    // Later calls get the same reason instead of hanging.
-    assert!(matches!(client.send(b"again"), Err(ClientError::Closed(_))));
+    assert_ended(&client, &err, started, Duration::from_secs(3), |r| {
+        matches!(r, CloseReason::ResponseTimeout { .. })
+    });
     drop(client);
     silent.join().unwrap();
 }
@@ -244,7 +247,7 @@ fn a_server_closing_with_requests_in_flight_fails_every_waiter() {
 
 #[test]
 fn close_waits_for_the_acks_in_flight() {
-    let server = serve(&localhost(), ServerOptions::default(), |_| {
+    let server = serve(&localhost(), ServerOptions::default(), |_: &Request| {
         thread::sleep(Duration::from_millis(1));
         AckResult::OK
     });
@@ -261,7 +264,7 @@ fn close_waits_for_the_acks_in_flight() {
 
 #[test]
 fn an_oversized_payload_is_refused_locally_and_the_connection_goes_on() {
-    let server = serve(&localhost(), ServerOptions::default(), |_| AckResult::OK);
+    let server = serve(&localhost(), ServerOptions::default(), AckAll);
     let mut options = bounded();
     options.config.max_frame_len = 64;
     let client = Client::connect(server.local_endpoint(), options).unwrap();

@@ -11,10 +11,11 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+use adapter_common::AckAll;
 use adapter_std::{Server, ServerOptions};
 use conformance::Endpoint;
-use conformance::support::{TestClient, request_frame};
-use protocol::{ACK_FRAME_LEN, AckResult, MessageId, RequestKind, ack_frame};
+use conformance::support::{TestClient, ack_frame, request_frame};
+use protocol::{ACK_FRAME_LEN, AckResult, MessageId, RequestKind};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 fn nofile() -> libc::rlimit {
@@ -39,7 +40,7 @@ fn accept_loop_survives_emfile_and_serves_the_waiting_client_later() {
     let server = Server::bind(
         &Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         ServerOptions::default(),
-        |_| AckResult::OK,
+        AckAll,
     )
     .unwrap()
     .spawn()

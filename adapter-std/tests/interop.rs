@@ -51,14 +51,16 @@ fn bounded() -> ClientConfig {
 /// The std client's whole surface against a tokio server at `endpoint`.
 fn std_client_against_tokio_server_at(endpoint: Endpoint, require_conn: bool) {
     let rt = runtime();
-    let options = adapter_tokio::ServerOptions {
+    let options = ServerOptions {
         config: ServerConfig {
             require_conn,
             ..ServerConfig::default()
         },
-        ..adapter_tokio::ServerOptions::default()
+        ..ServerOptions::default()
     };
-    let server = rt.block_on(async { adapter_tokio::Server::bind(&endpoint, options, picky) });
+    let server = rt.block_on(async {
+        adapter_tokio::Server::bind(adapter_tokio::Tokio, &endpoint, options, picky)
+    });
     let server = server.unwrap();
     let endpoint = server.local_endpoint().clone();
     let stop = server.shutdown_handle();
@@ -126,7 +128,7 @@ fn tokio_client_against_std_server_at(endpoint: Endpoint, require_conn: bool) {
     let endpoint = server.local_endpoint().clone();
     let rt = runtime();
     rt.block_on(async {
-        let client = adapter_tokio::Client::connect(&endpoint, bounded())
+        let client = adapter_common::Client::connect(&adapter_tokio::Tokio, &endpoint, bounded())
             .await
             .unwrap();
         let mut first = 1;

@@ -7,10 +7,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use adapter_std::{Server, ServerOptions};
+use adapter_std::{DEFAULT_STACK_SIZE, Server, ServerOptions};
 use conformance::Endpoint;
 use conformance::support::TestClient;
-use protocol::AckResult;
+use protocol::{AckResult, Request};
 
 /// The size of the mapping in /proc/self/maps that holds `addr`.
 fn mapping_size(addr: usize) -> Option<usize> {
@@ -44,12 +44,11 @@ fn three_hundred_connections_at_once_each_on_a_64_kib_stack() {
     let largest_stack = Arc::new(AtomicUsize::new(0));
     let probes = Arc::new(AtomicUsize::new(0));
     let (largest, seen) = (Arc::clone(&largest_stack), Arc::clone(&probes));
-    let options = ServerOptions::default();
-    assert_eq!(options.stack_size, 64 * 1024);
+    assert_eq!(DEFAULT_STACK_SIZE, 64 * 1024);
     let server = Server::bind(
         &Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
-        options,
-        move |req| {
+        ServerOptions::default(),
+        move |req: &Request| {
             if &req.payload[..] == b"probe" {
                 // A local lives on this connection thread's stack: the
                 // mapping around it is that stack.
