@@ -220,6 +220,37 @@ fn a_server_that_never_answers_fails_the_waiter_with_a_response_timeout() {
 }
 
 #[test]
+fn a_server_that_reads_nothing_ends_a_blocked_send_with_the_cores_write_stall() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done, over) = std::sync::mpsc::channel::<()>();
+    let deaf = thread::spawn(move || {
+        // Holds the connection open and reads nothing.
+        let (s, _) = listener.accept().unwrap();
+        let _ = over.recv_timeout(Duration::from_secs(10));
+        drop(s);
+    });
+    let mut options = bounded();
+    options.config.write_stall_timeout = Some(Duration::from_millis(300));
+    let client = Client::connect(&Endpoint::Tcp(addr), options).unwrap();
+    let started = Instant::now();
+    let payload = vec![0u8; 1 << 20];
+    // Each send returns once written; one finally blocks until the reader
+    // thread's timer sees no write progress and shuts the socket down.
+    let err = loop {
+        if let Err(e) = client.send(&payload) {
+            break e;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never blocked");
+    };
+    assert_ended(&client, &err, started, Duration::from_secs(4), |r| {
+        matches!(r, CloseReason::WriteStall { .. })
+    });
+    done.send(()).unwrap();
+    deaf.join().unwrap();
+}
+
+#[test]
 fn a_server_closing_with_requests_in_flight_fails_every_waiter() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,7 +1,7 @@
 //! The std server's own duties, beyond the behaviour suite: graceful
 //! shutdown loses nothing (with the std client), the supervisor's wake
 //! (`shutdown(Read)`) reaches idle threads at once, its cut reaches a
-//! thread blocked in `write`.
+//! thread blocked in `write`, and the connection loop lingers.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use adapter_common::AckAll;
 use adapter_std::{Client, ClientError, ClientOptions, Server, ServerHandle, ServerOptions};
 use conformance::Endpoint;
-use conformance::support::TestClient;
+use conformance::support::{Closed, TestClient};
 use protocol::{AckResult, ClientConfig, ServerConfig};
 
 fn localhost() -> Endpoint {
@@ -152,4 +152,31 @@ fn shutdown_wakes_idle_connections_at_once() {
     for c in &mut idle {
         c.expect_closed(Duration::from_secs(2));
     }
+}
+
+/// The connection loop lingers: a peer that keeps sending after the
+/// server ended the conversation (here with a malformed frame after 100
+/// Submits) still reads every ack, then a clean EOF. A server that closed
+/// its socket at once, with the peer's bytes unread, would reset the
+/// connection under the acks (and fail the peer's next write).
+#[test]
+fn a_peer_still_sending_after_the_server_closed_reads_every_ack_then_eof() {
+    let server = ack_all(ServerOptions::default());
+    let mut c = TestClient::connect(server.local_endpoint(), "client sending after the close");
+    let (ids, mut bytes) = c.submit_frames(100, |i| format!("before {i}").into_bytes());
+    // A length field of 0: not a frame, the conversation is over.
+    bytes.extend_from_slice(&[0, 0, 0, 0]);
+    c.send(&bytes);
+    // Go on sending, reading nothing, for 500 ms (the linger lasts 2 s).
+    let noise = vec![0x5a; 16 * 1024];
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        c.send(&noise);
+        thread::sleep(Duration::from_millis(10));
+    }
+    c.expect_submit_acks(&ids, AckResult::OK);
+    assert_eq!(c.expect_closed(Duration::from_secs(3)), Closed::Eof);
+    let totals = server.totals().clone();
+    server.shutdown().unwrap();
+    assert_eq!(totals.acks.load(Ordering::Relaxed), 100);
 }
