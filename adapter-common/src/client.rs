@@ -390,14 +390,16 @@ impl Client {
 /// The connection's only reader and writer: the client's driver loop.
 async fn drive<R: Runtime>(rt: R, mut socket: R::Socket, shared: Arc<Shared>) {
     let mut timer = Deadline::default();
+    let mut got_input = false;
     poll_fn(|cx| {
         let mut st = shared.lock();
         let mut reads = 0;
         loop {
             let now = Instant::now();
-            let before = st.core.in_flight();
             let ended = st.core.deliver();
-            if ended || st.core.in_flight() < before {
+            // In-flight slots free up as input is parsed: wake the callers
+            // waiting for one whenever input came (or at the end).
+            if ended || std::mem::take(&mut got_input) {
                 for w in st.waiting.drain(..) {
                     w.wake();
                 }
@@ -428,6 +430,7 @@ async fn drive<R: Runtime>(rt: R, mut socket: R::Socket, shared: Arc<Shared>) {
                     Poll::Ready(Ok(0)) => core.handle_eof(now),
                     Poll::Ready(Ok(n)) => {
                         reads += 1;
+                        got_input = true;
                         core.handle_input_appended(n, now);
                     }
                     Poll::Ready(Err(e)) => st.core.fail(e),
