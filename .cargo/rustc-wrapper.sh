@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # cargo runs every rustc of this repository through this script (see
 # .cargo/config.toml): `rustc-wrapper.sh RUSTC ARGS...`. For every build but
 # one it only runs the rustc it was given, unchanged.
@@ -14,6 +14,10 @@
 # sanitizer runtimes, so the fuzzers are the same as nightly's. Switching to
 # nightly's rustc here instead would hide the switch from cargo, which would
 # then keep artifacts of an older nightly after `rustup update`.
+#
+# bash, not sh: dash drops environment variables whose names are not shell
+# identifiers, such as cargo's CARGO_BIN_EXE_adapter-async-std for the
+# integration tests; bash passes them on.
 case " ${RUSTFLAGS-} " in
     *" -Cpasses=sancov-module "*) RUSTC_BOOTSTRAP=1 exec "$@" ;;
 esac
