@@ -78,7 +78,11 @@ impl FromStr for Adapter {
 /// The workspace root (two directories above this crate).
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).unwrap_or(manifest).to_path_buf()
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .to_path_buf()
 }
 
 /// Where the release binaries are: `$CARGO_TARGET_DIR/release`, else
