@@ -61,8 +61,12 @@ impl Serve {
         };
         let line = serve.wait_for("listening on ");
         assert!(
-            line.contains(&format!("runtime={runtime}")),
-            "the listening line names the runtime: {line}"
+            serve
+                .seen
+                .iter()
+                .any(|l| l.contains(&format!("runtime={runtime}"))),
+            "a line before the listening one names the runtime: {:#?}",
+            serve.seen
         );
         let after = line.split("listening on ").nth(1).unwrap_or_default();
         serve.addr = after

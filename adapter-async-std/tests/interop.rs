@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use adapter_async_std::runtime::{AsyncStd, Runtime, Smol};
-use adapter_async_std::{Client, ServerOptions};
-use adapter_common::Endpoint;
+use adapter_async_std::runtime::BlockOn;
+use adapter_async_std::{AsyncStd, Client, Endpoint, ServerOptions, Smol};
+use adapter_tokio::Tokio;
 use common::{block_on_within, start_server, temp_socket_path};
 use protocol::{AckResult, ClientConfig, Request, RequestKind};
 
@@ -49,7 +49,7 @@ fn endpoints(tag: &str) -> [Endpoint; 2] {
 
 /// This crate's client, on `rt`, against a server of another adapter:
 /// a Conn, then pipelined Submits, then a clean close.
-fn our_client_talks_to<R: Runtime>(rt: R, endpoint: Endpoint) {
+fn our_client_talks_to<R: BlockOn>(rt: R, endpoint: Endpoint) {
     let rt2 = rt.clone();
     block_on_within(&rt, LIMIT, async move {
         let client = Client::connect(&rt2, &endpoint, ClientConfig::default())
@@ -79,15 +79,12 @@ fn our_client_talks_to<R: Runtime>(rt: R, endpoint: Endpoint) {
 fn async_std_and_smol_clients_against_the_tokio_server() {
     let tokio_rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     for endpoint in endpoints("tokio-srv") {
-        let server = tokio_rt
-            .block_on(async {
-                adapter_tokio::Server::bind(
-                    &endpoint,
-                    adapter_tokio::ServerOptions::default(),
-                    picky,
-                )
-            })
-            .expect("tokio server binds");
+        let server = {
+            // The listener is registered with this runtime's reactor.
+            let _inside = tokio_rt.enter();
+            adapter_tokio::Server::bind(Tokio, &endpoint, ServerOptions::default(), picky)
+                .expect("tokio server binds")
+        };
         let at = server.local_endpoint().clone();
         let stop = server.shutdown_handle();
         let serving = tokio_rt.spawn(server.run());
@@ -105,11 +102,10 @@ fn async_std_and_smol_clients_against_the_tokio_server() {
 #[test]
 fn async_std_and_smol_clients_against_the_std_server() {
     for endpoint in endpoints("std-srv") {
-        let server =
-            adapter_std::Server::bind(&endpoint, adapter_std::ServerOptions::default(), picky)
-                .expect("std server binds")
-                .spawn()
-                .expect("std server runs");
+        let server = adapter_std::Server::bind(&endpoint, ServerOptions::default(), picky)
+            .expect("std server binds")
+            .spawn()
+            .expect("std server runs");
         let at = server.local_endpoint().clone();
         our_client_talks_to(AsyncStd, at.clone());
         our_client_talks_to(Smol::global(), at);
@@ -139,9 +135,10 @@ fn tokio_client_against_async_std_and_smol_servers() {
             let at = server.endpoint.clone();
             tokio_rt.block_on(async {
                 tokio::time::timeout(LIMIT, async {
-                    let client = adapter_tokio::Client::connect(&at, ClientConfig::default())
-                        .await
-                        .expect("tokio client connects");
+                    let client =
+                        adapter_tokio::Client::connect(&Tokio, &at, ClientConfig::default())
+                            .await
+                            .expect("tokio client connects");
                     let conn = client.conn("interop").await.expect("ConnAck");
                     assert_eq!(conn.result, AckResult::OK);
                     let mut pending = Vec::new();

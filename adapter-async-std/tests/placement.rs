@@ -6,7 +6,10 @@ use std::collections::HashSet;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use adapter_async_std::runtime::{AsyncStd, Runtime, Smol, sleep_until};
+use adapter_async_std::runtime::BlockOn;
+use adapter_async_std::{AsyncStd, Smol};
+use adapter_common::Runtime as _;
+use adapter_common::runtime::sleep_until;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -28,7 +31,7 @@ async fn yield_now() {
 /// Spawns `tasks` tasks that each wake up 50 times (by yielding and by
 /// timers, which fire from whichever thread runs the reactor) and report
 /// every thread they were polled on. Returns those sets, one per task.
-fn threads_seen_per_task<R: Runtime>(rt: &R, tasks: usize) -> Vec<HashSet<ThreadId>> {
+fn threads_seen_per_task<R: BlockOn>(rt: &R, tasks: usize) -> Vec<HashSet<ThreadId>> {
     let (tx, rx) = async_channel::unbounded();
     for _ in 0..tasks {
         let tx = tx.clone();
@@ -64,7 +67,7 @@ fn threads_seen_per_task<R: Runtime>(rt: &R, tasks: usize) -> Vec<HashSet<Thread
     .unwrap_or_else(|| panic!("the tasks did not finish within {LIMIT:?}"))
 }
 
-fn each_task_stays_on_one_thread_and_tasks_spread<R: Runtime>(rt: R, workers: usize) {
+fn each_task_stays_on_one_thread_and_tasks_spread<R: BlockOn>(rt: R, workers: usize) {
     const TASKS: usize = 8;
     let seen = threads_seen_per_task(&rt, TASKS);
     assert_eq!(seen.len(), TASKS, "every task reported");
@@ -105,7 +108,7 @@ fn async_std_each_task_stays_on_one_thread_and_tasks_spread() {
     each_task_stays_on_one_thread_and_tasks_spread(rt, workers);
 }
 
-fn a_panicking_task_leaves_its_worker_running_the_next_ones<R: Runtime>(rt: R, workers: usize) {
+fn a_panicking_task_leaves_its_worker_running_the_next_ones<R: BlockOn>(rt: R, workers: usize) {
     // One panicking task per worker: placement fills every worker.
     for i in 0..workers {
         rt.spawn(async move { panic!("task {i} panics on purpose (the test expects this line)") });

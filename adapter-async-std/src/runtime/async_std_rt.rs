@@ -1,4 +1,4 @@
-//! The async-std runtime: its global executor, its timers and its sockets.
+//! The async-std runtime: async-std tasks, async-io's reactor and timers.
 //!
 //! async-std is discontinued upstream (the crate is deprecated in favour of
 //! smol); this implementation stays because users asked for it, and it is
@@ -6,7 +6,7 @@
 //!
 //! Sockets are async-io's `Async<T>`, the type async-std's own `TcpStream`
 //! and `UnixStream` wrap (same reactor, same registration): the wrappers
-//! hide `poll_readable`, which the driver needs (see [`Stream::poll_readable`](super::Stream::poll_readable)).
+//! hide `poll_readable`, which the driver needs.
 //!
 //! Tasks are async-std tasks, but not on async-std's global work-sharing
 //! executor: each worker thread sits in `async_std::task::block_on` and
@@ -15,21 +15,12 @@
 //! [`runtime`](super) docs on task placement).
 
 use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
-use std::time::Instant;
 
-use adapter_common::{Endpoint, StdListener};
 use async_channel::Sender;
 
 use super::workers::{Workers, shared_scheduling, thread_count};
-use super::{
-    AsyncIoListener, AsyncIoStream, Runtime, Timer, async_io_accept, async_io_connect,
-    async_io_listener,
-};
 
 /// The async-std runtime: `ASYNC_STD_THREAD_COUNT` worker threads
 /// (async-std's own variable; default one per core), process-wide and
@@ -85,61 +76,9 @@ impl AsyncStd {
     pub fn tasks_per_worker(&self) -> Vec<usize> {
         workers().live()
     }
-}
 
-/// A timer on async-std: `async_std::task::sleep`, boxed, rebuilt on reset.
-pub struct AsyncStdTimer {
-    sleep: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-}
-
-impl AsyncStdTimer {
-    fn new(at: Instant) -> Self {
-        let wait = at.saturating_duration_since(Instant::now());
-        Self {
-            sleep: Some(Box::pin(async_std::task::sleep(wait))),
-        }
-    }
-}
-
-impl std::fmt::Debug for AsyncStdTimer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncStdTimer")
-            .field("armed", &self.sleep.is_some())
-            .finish()
-    }
-}
-
-impl Timer for AsyncStdTimer {
-    fn poll_fire(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(sleep) = self.sleep.as_mut() else {
-            return Poll::Pending;
-        };
-        let fired = sleep.as_mut().poll(cx);
-        if fired.is_ready() {
-            // A finished async fn must not be polled again.
-            self.sleep = None;
-        }
-        fired
-    }
-
-    fn reset(&mut self, at: Instant) {
-        *self = Self::new(at);
-    }
-}
-
-impl Runtime for AsyncStd {
-    type Stream = AsyncIoStream;
-    type Listener = AsyncIoListener;
-    type Timer = AsyncStdTimer;
-
-    fn name(&self) -> &'static str {
-        "async-std"
-    }
-
-    fn spawn<F>(&self, fut: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
+    /// Runs `fut` detached on the least-loaded worker, where it stays.
+    fn spawn_task<F: Future<Output = ()> + Send + 'static>(&self, fut: F) {
         // Dropping a handle detaches its task.
         match workers().place(fut) {
             Ok((queue, fut)) => {
@@ -153,26 +92,11 @@ impl Runtime for AsyncStd {
             Err(fut) => drop(async_std::task::spawn(fut)),
         }
     }
+}
 
-    fn timer_at(&self, at: Instant) -> Self::Timer {
-        AsyncStdTimer::new(at)
-    }
+super::async_io_runtime!(AsyncStd, "async-std");
 
-    fn listener(&self, listener: StdListener) -> io::Result<Self::Listener> {
-        async_io_listener(listener)
-    }
-
-    async fn accept<'a>(
-        &'a self,
-        listener: &'a Self::Listener,
-    ) -> io::Result<(Self::Stream, Option<SocketAddr>)> {
-        async_io_accept(listener).await
-    }
-
-    async fn connect<'a>(&'a self, endpoint: &'a Endpoint) -> io::Result<Self::Stream> {
-        async_io_connect(endpoint).await
-    }
-
+impl super::BlockOn for AsyncStd {
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         async_std::task::block_on(fut)
     }

@@ -1,34 +1,22 @@
 //! The smol runtime: one `async_executor::Executor` per worker thread (one
 //! thread per core by default), async-io's reactor, timers and `Async<T>`
-//! sockets.
-//!
-//! Sockets are `smol::Async<std::net::TcpStream>` (and `UnixStream`), not
-//! async-net's wrappers: the wrappers carry two cached readiness futures
-//! (112 bytes more per connection) that this driver never uses.
+//! sockets (not async-net's wrappers: those carry two cached readiness
+//! futures, 112 bytes more per connection, that the driver never uses).
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
-use std::time::Instant;
 
-use adapter_common::{Endpoint, StdListener};
-
-use smol::{Executor, Timer as AsyncIoTimer};
+use smol::Executor;
 
 use super::workers::{Workers, shared_scheduling, thread_count};
-use super::{
-    AsyncIoListener, AsyncIoStream, Runtime, Timer, async_io_accept, async_io_connect,
-    async_io_listener,
-};
 
 /// The smol runtime: worker threads, each running an executor of its own
 /// (see the [`runtime`](super) docs on task placement), async-io's
 /// reactor and timers, and `Async<T>` sockets. Cheap to clone.
 ///
 /// With no worker threads, tasks run only on threads inside
-/// [`Runtime::block_on`].
+/// [`BlockOn::block_on`](super::BlockOn::block_on).
 #[derive(Clone)]
 pub struct Smol {
     inner: Arc<Inner>,
@@ -80,20 +68,24 @@ impl Smol {
                 .spawn(move || smol::block_on(run.run(std::future::pending::<()>())))?;
             workers.push(ex);
         }
-        Ok(Self {
+        Ok(Self::on(workers))
+    }
+
+    fn on(workers: Vec<Arc<Executor<'static>>>) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 home: Executor::new(),
                 workers: Workers::new(workers),
             }),
-        })
+        }
     }
 
     /// The process-wide runtime: `SMOL_THREADS` worker threads (smol's
     /// own variable; default one per core; 0 runs every task on the
-    /// threads inside [`Runtime::block_on`]), started on first use; tasks
-    /// placed on them, or with `ADAPTER_SCHEDULING=shared` one shared
-    /// executor (see [`Smol::shared`]). If no
-    /// thread could be started, tasks run only inside `block_on`.
+    /// threads inside `block_on`), started on first use; tasks placed on
+    /// them, or with `ADAPTER_SCHEDULING=shared` one shared executor (see
+    /// [`Smol::shared`]). If no thread could be started, tasks run only
+    /// inside `block_on`.
     pub fn global() -> Self {
         static GLOBAL: OnceLock<Smol> = OnceLock::new();
         GLOBAL
@@ -101,12 +93,7 @@ impl Smol {
                 Self::with_scheduling(thread_count("SMOL_THREADS"), shared_scheduling())
                     .unwrap_or_else(|e| {
                         tracing::error!("cannot start smol worker threads: {e}");
-                        Self {
-                            inner: Arc::new(Inner {
-                                home: Executor::new(),
-                                workers: Workers::new(Vec::new()),
-                            }),
-                        }
+                        Self::on(Vec::new())
                     })
             })
             .clone()
@@ -117,6 +104,14 @@ impl Smol {
     pub fn tasks_per_worker(&self) -> Vec<usize> {
         self.inner.workers.live()
     }
+
+    /// Runs `fut` detached on the least-loaded worker, where it stays.
+    fn spawn_task<F: Future<Output = ()> + Send + 'static>(&self, fut: F) {
+        match self.inner.workers.place(fut) {
+            Ok((ex, fut)) => ex.spawn(fut).detach(),
+            Err(fut) => self.inner.home.spawn(fut).detach(),
+        }
+    }
 }
 
 impl Default for Smol {
@@ -125,59 +120,9 @@ impl Default for Smol {
     }
 }
 
-/// A timer on smol: async-io's `Timer`, re-armed in place.
-#[derive(Debug)]
-pub struct SmolTimer(AsyncIoTimer);
+super::async_io_runtime!(Smol, "smol");
 
-impl Timer for SmolTimer {
-    fn poll_fire(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        // A fired one-shot `Timer` stays pending until `set_at`.
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
-    }
-
-    fn reset(&mut self, at: Instant) {
-        self.0.set_at(at);
-    }
-}
-
-impl Runtime for Smol {
-    type Stream = AsyncIoStream;
-    type Listener = AsyncIoListener;
-    type Timer = SmolTimer;
-
-    fn name(&self) -> &'static str {
-        "smol"
-    }
-
-    fn spawn<F>(&self, fut: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        match self.inner.workers.place(fut) {
-            Ok((ex, fut)) => ex.spawn(fut).detach(),
-            Err(fut) => self.inner.home.spawn(fut).detach(),
-        }
-    }
-
-    fn timer_at(&self, at: Instant) -> Self::Timer {
-        SmolTimer(AsyncIoTimer::at(at))
-    }
-
-    fn listener(&self, listener: StdListener) -> io::Result<Self::Listener> {
-        async_io_listener(listener)
-    }
-
-    async fn accept<'a>(
-        &'a self,
-        listener: &'a Self::Listener,
-    ) -> io::Result<(Self::Stream, Option<SocketAddr>)> {
-        async_io_accept(listener).await
-    }
-
-    async fn connect<'a>(&'a self, endpoint: &'a Endpoint) -> io::Result<Self::Stream> {
-        async_io_connect(endpoint).await
-    }
-
+impl super::BlockOn for Smol {
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         smol::block_on(self.inner.home.run(fut))
     }

@@ -6,18 +6,18 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use adapter_async_std::runtime::Runtime;
-use adapter_async_std::{Handler, Server, ServerOptions, ShutdownHandle};
-use adapter_common::Endpoint;
+use adapter_async_std::runtime::BlockOn;
+use adapter_async_std::{Endpoint, Handler, Server, ServerOptions, ShutdownHandle};
+use adapter_common::ServerTotals;
 use conformance::{Harness, RunningServer, ServerSpec};
 
 /// Starts this adapter's servers on runtime `R` for the behaviour suite.
 pub struct RtHarness<R>(pub R);
 
-impl<R: Runtime> Harness for RtHarness<R> {
+impl<R: BlockOn> Harness for RtHarness<R> {
     fn name(&self) -> &'static str {
         match self.0.name() {
             "smol" => "adapter-async-std (smol)",
@@ -34,17 +34,12 @@ impl<R: Runtime> Harness for RtHarness<R> {
                     .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             )
         };
-        let opts = ServerOptions {
-            config: spec.config,
-            socket: spec.socket,
-            max_connections: spec.max_connections,
-            shutdown_timeout: spec.shutdown_timeout,
-        };
-        let handler = spec.handler;
-        let running = start_server(&self.0, &endpoint, opts, move |req: &protocol::Request| {
-            handler(req.kind, &req.payload)
-        });
-        Box::new(running)
+        Box::new(start_server(
+            &self.0,
+            &endpoint,
+            spec.options(),
+            spec.handler,
+        ))
     }
 }
 
@@ -53,7 +48,7 @@ pub struct Running {
     pub endpoint: Endpoint,
     pub stop: ShutdownHandle,
     done: mpsc::Receiver<std::io::Result<()>>,
-    pub totals: std::sync::Arc<adapter_common::ServerTotals>,
+    pub totals: Arc<ServerTotals>,
     wait: Duration,
 }
 
@@ -64,13 +59,6 @@ impl Running {
         self.done
             .recv_timeout(self.wait)
             .unwrap_or_else(|_| panic!("server did not stop within {:?}", self.wait))
-    }
-
-    pub fn tcp_addr(&self) -> SocketAddr {
-        match &self.endpoint {
-            Endpoint::Tcp(a) => *a,
-            Endpoint::Unix(p) => panic!("unix endpoint {}", p.display()),
-        }
     }
 }
 
@@ -85,13 +73,13 @@ impl RunningServer for Running {
 }
 
 /// Binds and runs a server on `rt`.
-pub fn start_server<R: Runtime, H: Handler>(
+pub fn start_server<R: BlockOn, H: Handler>(
     rt: &R,
     endpoint: &Endpoint,
     opts: ServerOptions,
     handler: H,
 ) -> Running {
-    let wait = opts.shutdown_timeout + Duration::from_secs(10);
+    let wait = opts.config.shutdown_timeout + Duration::from_secs(10);
     let server = Server::bind(rt.clone(), endpoint, opts, handler)
         .unwrap_or_else(|e| panic!("cannot bind {endpoint}: {e}"));
     let endpoint = server.local_endpoint().clone();
@@ -121,7 +109,7 @@ pub fn temp_socket_path(tag: &str) -> PathBuf {
 }
 
 /// Runs `fut` on `rt`, failing the test if it takes longer than `limit`.
-pub fn block_on_within<R: Runtime, T: Send + 'static>(
+pub fn block_on_within<R: BlockOn, T: Send + 'static>(
     rt: &R,
     limit: Duration,
     fut: impl std::future::Future<Output = T> + Send + 'static,
