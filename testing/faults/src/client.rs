@@ -5,8 +5,9 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use conformance::support::ack_frame;
 use conformance::support::request_frame;
-use protocol::{ACK_FRAME_LEN, AckResult, MessageId, RequestKind, ack_frame};
+use protocol::{ACK_FRAME_LEN, AckResult, MessageId, RequestKind};
 
 /// What one wait for an ack saw.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use conformance::support::ack_frame;
 use conformance::support::request_frame;
-use protocol::{AckResult, DEFAULT_MAX_FRAME_LEN, MessageId, RequestKind, ack_frame};
+use protocol::{AckResult, DEFAULT_MAX_FRAME_LEN, MessageId, RequestKind};
 
 use crate::client::{Conn, Wait};
 use crate::report::Row;

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use conformance::support::ack_frame;
 use conformance::support::request_frame;
 use hdrhistogram::Histogram;
-use protocol::{ACK_FRAME_LEN, AckResult, MessageId, RequestKind, ack_frame};
+use protocol::{ACK_FRAME_LEN, AckResult, MessageId, RequestKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};

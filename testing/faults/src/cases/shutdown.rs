@@ -16,8 +16,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use conformance::support::ack_frame;
 use conformance::support::empty_submits;
-use protocol::{ACK_FRAME_LEN, AckResult, MessageId, REQUEST_OVERHEAD, RequestKind, ack_frame};
+use protocol::{ACK_FRAME_LEN, AckResult, MessageId, REQUEST_OVERHEAD, RequestKind};
 
 use crate::client::is_reset;
 use crate::report::{Row, thousands};
