@@ -42,6 +42,9 @@ const BUILDS: [&[&str]; 2] = [
     ],
 ];
 
+/// The binaries BUILDS makes, which `--baseline DIR` must hold too.
+const BINARIES: [&str; 3] = ["adapter-tokio", "adapter-std", "adapter-async-std"];
+
 fn point(transport: Transport, payload: u32, conns: u32, pipeline: u32) -> Point {
     Point {
         transport,
@@ -152,7 +155,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
         build(&cargo, &workspace)?;
     }
     let bin_dir = target_dir(&cargo, &workspace)?.join("release");
-    for bin in ["adapter-tokio", "adapter-std", "adapter-async-std"] {
+    for bin in BINARIES {
         let p = bin_dir.join(bin);
         if !p.is_file() {
             return Err(format!(
@@ -162,6 +165,10 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
             .into());
         }
     }
+    let baseline_dir = match &args.baseline {
+        Some(dir) => Some(baseline_dir(dir)?),
+        None => None,
+    };
     let installed = match (
         find_on_path("redis-server"),
         find_on_path("redis-benchmark"),
@@ -185,12 +192,16 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
     let tools = Tools {
         workspace: workspace.clone(),
         bin_dir,
+        baseline_dir,
         tmp: tmp.0.clone(),
         redis,
     };
+    if tools.baseline_dir.is_some() {
+        check_baseline_starts(&tools)?;
+    }
 
     let points = grid(quick);
-    let mut servers: Vec<Server> = Server::ADAPTERS.to_vec();
+    let mut servers = bench_servers(tools.baseline_dir.is_some());
     if tools.redis.is_some() {
         servers.push(Server::Redis);
     } else {
@@ -201,24 +212,36 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
     } else {
         vec![1, 1000, 10_000]
     };
+    // Memory for the current build only: the baseline twins are there
+    // for req/s and CPU.
+    let mem_servers: Vec<Server> = servers
+        .iter()
+        .copied()
+        .filter(|s| !s.is_baseline())
+        .collect();
+    let width = servers.iter().map(|s| s.label().len()).max().unwrap_or(13);
     let mem_secs = 2.0 + mem_counts.iter().sum::<usize>() as f64 / 2000.0;
     let bench_secs = duration as f64 + 1.0;
     let n_bench = points.len() * runs * servers.len();
     let mut progress = Progress {
-        total_items: n_bench + servers.len(),
+        total_items: n_bench + mem_servers.len(),
         done_items: 0,
-        planned_secs: n_bench as f64 * bench_secs + servers.len() as f64 * mem_secs,
+        planned_secs: n_bench as f64 * bench_secs + mem_servers.len() as f64 * mem_secs,
         done_planned_secs: 0.0,
         start: Instant::now(),
     };
     eprintln!(
-        "xtask: {} points x {} servers x {runs} run(s) of {duration} s, then memory at {:?} \
-         connections: about {}",
+        "xtask: {} points x {} servers x {runs} run(s) of {duration} s, then memory of {} \
+         server(s) at {:?} connections: about {}",
         points.len(),
         servers.len(),
+        mem_servers.len(),
         mem_counts,
         fmt_duration(progress.planned_secs as u64)
     );
+    if let Some(dir) = &tools.baseline_dir {
+        eprintln!("xtask: baseline binaries: {}", dir.display());
+    }
 
     let mut results = Results::new(runs);
     let mut redis_rate: HashMap<Point, f64> = HashMap::new();
@@ -227,7 +250,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
         for run in 0..runs {
             for &server in &servers {
                 seq += 1;
-                progress.begin(&format!("{p} {server:<13} run {}/{runs}", run + 1));
+                progress.begin(&format!("{p} {server:<width$} run {}/{runs}", run + 1));
                 let r = match server {
                     Server::Redis => measure_redis(&tools, p, duration, &mut redis_rate, seq),
                     _ => measure_adapter(&tools, p, server, duration, seq),
@@ -259,10 +282,10 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
     }
 
     let mut mem: Vec<MemoryResult> = Vec::new();
-    for &server in &servers {
+    for &server in &mem_servers {
         seq += 1;
         progress.begin(&format!(
-            "memory {server:<13} {mem_counts:?} idle connections"
+            "memory {server:<width$} {mem_counts:?} idle connections"
         ));
         match memory::measure(&tools, server, &mem_counts, fd_limit, seq) {
             Ok(m) => {
@@ -318,6 +341,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
         charts,
         notes: notes(fd_limit, &mem_counts),
         wall_secs: started.elapsed().as_secs(),
+        baseline: tools.baseline_dir.as_ref().map(|d| d.display().to_string()),
     };
     let md = report::render(&meta, &results, &mem);
     children::halt_if_interrupted();
@@ -329,6 +353,9 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
         meta.charts.len(),
         fmt_duration(started.elapsed().as_secs())
     );
+    if let Some(t) = report::baseline_text(&results) {
+        eprint!("\n{t}");
+    }
     drop(tmp);
     if results.failures.is_empty() {
         Ok(())
@@ -340,6 +367,65 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
         )
         .into())
     }
+}
+
+/// The servers of every run, in the order they run: each adapter, then
+/// (with a baseline) its baseline twin right after it, so the pair is
+/// measured back to back.
+fn bench_servers(baseline: bool) -> Vec<Server> {
+    let mut v = Vec::new();
+    for s in Server::ADAPTERS {
+        v.push(s);
+        if baseline && let Some(b) = s.baseline() {
+            v.push(b);
+        }
+    }
+    v
+}
+
+/// `--baseline DIR`, made absolute, once it holds the three binaries
+/// (relative to the current directory, as a shell would take it).
+fn baseline_dir(dir: &Path) -> Result<PathBuf> {
+    let abs = dir
+        .canonicalize()
+        .map_err(|e| format!("--baseline {}: {e}", dir.display()))?;
+    let missing: Vec<&str> = BINARIES
+        .into_iter()
+        .filter(|b| !abs.join(b).is_file())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "--baseline {}: no {} there (build the earlier checkout with `cargo {}` and \
+             `cargo {}`, each with --target-dir, and pass its target/release)",
+            abs.display(),
+            missing.join(", "),
+            BUILDS[0].join(" "),
+            BUILDS[1].join(" "),
+        )
+        .into());
+    }
+    Ok(abs)
+}
+
+/// Starts and stops every baseline server once, so a baseline that cannot
+/// serve (an adapter-async-std built without smol exits at once) stops the
+/// report before it starts instead of failing every run.
+fn check_baseline_starts(tools: &Tools) -> Result<()> {
+    for s in Server::ADAPTERS.into_iter().filter_map(Server::baseline) {
+        let running = servers::start(tools, s, Transport::Tcp, None, 0).map_err(|e| {
+            let hint = if matches!(s, Server::SmolBaseline | Server::AsyncStdBaseline) {
+                format!(
+                    " (build the baseline's adapter-async-std with `cargo {}`)",
+                    BUILDS[1].join(" ")
+                )
+            } else {
+                String::new()
+            };
+            format!("the baseline {s} does not start: {e}{hint}")
+        })?;
+        running.stop();
+    }
+    Ok(())
 }
 
 fn measure_adapter(
@@ -470,6 +556,18 @@ fn commands(tools: &Tools, duration: u64) -> Vec<String> {
             "{env}{} serve --addr 127.0.0.1:PORT --log-level warn",
             rel(&tools.adapter_bin(s))
         ));
+    }
+    if tools.baseline_dir.is_some() {
+        c.push("# baseline servers, the same way from --baseline DIR:".into());
+        for s in Server::ADAPTERS.into_iter().filter_map(Server::baseline) {
+            let env = servers::runtime_env(s)
+                .map(|r| format!("ADAPTER_RUNTIME={r} "))
+                .unwrap_or_default();
+            c.push(format!(
+                "{env}{} serve --addr 127.0.0.1:PORT --log-level warn",
+                tools.adapter_bin(s).display()
+            ));
+        }
     }
     if tools.redis.is_some() {
         c.push(
@@ -617,6 +715,40 @@ mod tests {
         for (c, p) in [(1, 1), (50, 1), (50, 16), (1, 64)] {
             assert!(g.contains(&point(Transport::Tcp, 32, c, p)));
         }
+    }
+
+    #[test]
+    fn baseline_twins_run_right_after_their_adapter() {
+        assert_eq!(bench_servers(false), Server::ADAPTERS.to_vec());
+        assert_eq!(
+            bench_servers(true),
+            vec![
+                Server::Tokio,
+                Server::TokioBaseline,
+                Server::Std,
+                Server::StdBaseline,
+                Server::AsyncStd,
+                Server::AsyncStdBaseline,
+                Server::Smol,
+                Server::SmolBaseline,
+            ]
+        );
+    }
+
+    #[test]
+    fn baseline_dir_must_hold_the_three_binaries() {
+        let dir = std::env::temp_dir().join(format!("xtask-baseline-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("adapter-tokio"), "").unwrap();
+        let e = baseline_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("no adapter-std, adapter-async-std there"), "{e}");
+        assert!(e.contains("--features async-std,smol"), "{e}");
+        for b in BINARIES {
+            std::fs::write(dir.join(b), "").unwrap();
+        }
+        assert_eq!(baseline_dir(&dir).unwrap(), dir.canonicalize().unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(baseline_dir(&dir).is_err());
     }
 
     #[test]

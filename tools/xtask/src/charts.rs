@@ -75,13 +75,20 @@ pub fn lines(
         .collect()
 }
 
+/// A colour per adapter; its baseline twin gets the same hue, paler.
 fn color(s: Server) -> RGBColor {
-    match s {
+    let RGBColor(r, g, b) = match s.current() {
         Server::Tokio => RGBColor(31, 119, 180),
         Server::Std => RGBColor(255, 127, 14),
         Server::AsyncStd => RGBColor(44, 160, 44),
         Server::Smol => RGBColor(148, 103, 189),
-        Server::Redis => RGBColor(214, 39, 40),
+        _ => RGBColor(214, 39, 40),
+    };
+    if s.is_baseline() {
+        let pale = |c: u8| c + (255 - c) / 2;
+        RGBColor(pale(r), pale(g), pale(b))
+    } else {
+        RGBColor(r, g, b)
     }
 }
 

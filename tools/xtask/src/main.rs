@@ -1,11 +1,13 @@
 //! `cargo xtask`: the project's automation, as a cargo binary (the alias
 //! is in `.cargo/config.toml`).
 //!
-//! `cargo xtask bench-report [--quick] [--out docs] [--runs 3] [--duration SECS]`
-//! builds the three adapters in release mode, loads each of them (and
-//! `redis-server`, when installed) over a grid of connections x pipeline
-//! depth x payload over TCP and Unix sockets, measures resident memory per
-//! idle connection, and writes `<out>/benchmarks.md` with SVG charts.
+//! `cargo xtask bench-report [--quick] [--out docs] [--runs 3] [--duration SECS]
+//! [--baseline DIR]` builds the three adapters in release mode, loads each
+//! of them (and `redis-server`, when installed) over a grid of connections
+//! x pipeline depth x payload over TCP and Unix sockets, measures resident
+//! memory per idle connection, and writes `<out>/benchmarks.md` with SVG
+//! charts. With `--baseline DIR` it also runs every adapter from an earlier
+//! build's binaries in DIR and reports current / baseline per point.
 
 mod bench_json;
 mod bench_report;
@@ -68,6 +70,18 @@ pub struct BenchReportArgs {
     /// Leave Redis out even when redis-server is installed.
     #[arg(long)]
     pub no_redis: bool,
+    /// Also measure an earlier build: DIR holds its release binaries
+    /// (adapter-tokio, adapter-std, and an adapter-async-std built with
+    /// `--features async-std,smol`). Every adapter then also runs from DIR
+    /// as "<name> (baseline)", interleaved with the others in every run
+    /// and loaded by this build's `adapter-tokio bench`; the report adds
+    /// "Against the baseline" (current / baseline req/s and server CPU per
+    /// request, flagging points more than 5% slower), also printed to
+    /// stderr at the end. Build DIR from an older checkout with the same
+    /// two `cargo build --release` commands as this one plus `--target-dir`;
+    /// e.g. `--baseline ../wt-base/target/release`.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {

@@ -5,35 +5,75 @@ use std::fmt;
 
 use crate::stats::{self, Spread};
 
-/// A server under test.
+/// A server under test. Each adapter's `*Baseline` twin is the same
+/// adapter run from the `--baseline` directory (an earlier build); the
+/// twins come right after their adapter, so tables and runs pair them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Server {
     Tokio,
+    TokioBaseline,
     Std,
+    StdBaseline,
     AsyncStd,
+    AsyncStdBaseline,
     Smol,
+    SmolBaseline,
     Redis,
 }
 
 impl Server {
-    /// The project's adapters, in report order.
+    /// The project's adapters (the current build), in report order.
     pub const ADAPTERS: [Server; 4] = [Server::Tokio, Server::Std, Server::AsyncStd, Server::Smol];
 
     /// The name used in tables, charts and progress lines.
     pub fn label(self) -> &'static str {
         match self {
             Server::Tokio => "adapter-tokio",
+            Server::TokioBaseline => "adapter-tokio (baseline)",
             Server::Std => "adapter-std",
+            Server::StdBaseline => "adapter-std (baseline)",
             Server::AsyncStd => "async-std",
+            Server::AsyncStdBaseline => "async-std (baseline)",
             Server::Smol => "smol",
+            Server::SmolBaseline => "smol (baseline)",
             Server::Redis => "redis",
         }
+    }
+
+    /// The baseline twin of a current adapter; `None` for Redis and for
+    /// the twins themselves.
+    pub fn baseline(self) -> Option<Server> {
+        match self {
+            Server::Tokio => Some(Server::TokioBaseline),
+            Server::Std => Some(Server::StdBaseline),
+            Server::AsyncStd => Some(Server::AsyncStdBaseline),
+            Server::Smol => Some(Server::SmolBaseline),
+            _ => None,
+        }
+    }
+
+    /// The adapter a server runs: itself, or the current adapter a
+    /// baseline twin stands for.
+    pub fn current(self) -> Server {
+        match self {
+            Server::TokioBaseline => Server::Tokio,
+            Server::StdBaseline => Server::Std,
+            Server::AsyncStdBaseline => Server::AsyncStd,
+            Server::SmolBaseline => Server::Smol,
+            s => s,
+        }
+    }
+
+    /// Whether this server runs from the `--baseline` directory.
+    pub fn is_baseline(self) -> bool {
+        self.current() != self
     }
 }
 
 impl fmt::Display for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
+        // pad, not write_str: progress lines align on `{server:<W}`.
+        f.pad(self.label())
     }
 }
 
@@ -177,13 +217,29 @@ impl Results {
     /// req/s of `a` over `b` at `point`: the median of the ratios taken
     /// run by run.
     pub fn ratio(&self, point: Point, a: Server, b: Server) -> Option<f64> {
-        let rps = |s: Server| -> Vec<Option<f64>> {
+        self.paired(point, a, b, |s| Some(s.rps))
+    }
+
+    /// Server CPU per request of `a` over `b` at `point`, run by run like
+    /// [`Results::ratio`].
+    pub fn cpu_ratio(&self, point: Point, a: Server, b: Server) -> Option<f64> {
+        self.paired(point, a, b, |s| s.cpu_us_per_req)
+    }
+
+    fn paired(
+        &self,
+        point: Point,
+        a: Server,
+        b: Server,
+        f: fn(&Sample) -> Option<f64>,
+    ) -> Option<f64> {
+        let values = |s: Server| -> Vec<Option<f64>> {
             self.runs_of(point, s)
                 .iter()
-                .map(|x| x.as_ref().map(|x| x.rps))
+                .map(|x| x.as_ref().and_then(f))
                 .collect()
         };
-        stats::paired_ratio(&rps(a), &rps(b))
+        stats::paired_ratio(&values(a), &values(b))
     }
 }
 
@@ -253,6 +309,42 @@ mod tests {
         r.record(p(1, 1), Server::Tokio, 1, s(150.0));
         r.record(p(1, 1), Server::Redis, 1, s(100.0));
         assert_eq!(r.ratio(p(1, 1), Server::Tokio, Server::Redis), Some(1.75));
+    }
+
+    #[test]
+    fn cpu_ratio_is_taken_run_by_run_too() {
+        let mut r = Results::new(3);
+        let cpu = |c: f64| {
+            Some(Sample {
+                rps: 1.0,
+                p50_us: None,
+                p99_us: None,
+                cpu_us_per_req: Some(c),
+                requests: 1,
+            })
+        };
+        for (run, (a, b)) in [(2.0, 1.0), (3.0, 2.0), (1.0, 1.0)].into_iter().enumerate() {
+            r.record(p(1, 1), Server::Smol, run, cpu(a));
+            r.record(p(1, 1), Server::SmolBaseline, run, cpu(b));
+        }
+        // 2.0, 1.5, 1.0 -> 1.5
+        assert_eq!(
+            r.cpu_ratio(p(1, 1), Server::Smol, Server::SmolBaseline),
+            Some(1.5)
+        );
+    }
+
+    #[test]
+    fn baseline_twins_pair_with_their_adapter() {
+        for s in Server::ADAPTERS {
+            let b = s.baseline().unwrap();
+            assert!(b.is_baseline() && !s.is_baseline());
+            assert_eq!(b.current(), s);
+            assert_eq!(b.label(), format!("{} (baseline)", s.label()));
+            assert!(s < b && b.baseline().is_none());
+        }
+        assert_eq!(Server::Redis.baseline(), None);
+        assert_eq!(format!("[{:<15}]", Server::Std), "[adapter-std    ]");
     }
 
     #[test]

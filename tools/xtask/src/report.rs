@@ -25,6 +25,221 @@ pub struct Meta {
     pub notes: Vec<String>,
     /// How long the whole report took.
     pub wall_secs: u64,
+    /// `--baseline DIR`, as given (canonicalized): the earlier build the
+    /// `(baseline)` servers ran from.
+    pub baseline: Option<String>,
+}
+
+/// A point is flagged when the current build serves fewer than this
+/// fraction of the baseline's req/s ...
+pub const SLOWER_RPS: f64 = 0.95;
+/// ... or spends more than this multiple of its server CPU per request.
+pub const SLOWER_CPU: f64 = 1.05;
+
+/// One adapter at one point against its baseline twin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineRow {
+    pub point: Point,
+    /// The current adapter (its twin is `server.baseline()`).
+    pub server: Server,
+    /// Median req/s of the current build and of the baseline.
+    pub rps: Option<f64>,
+    pub base_rps: Option<f64>,
+    /// current / baseline req/s, the median of the run-by-run ratios.
+    pub rps_ratio: Option<f64>,
+    /// Median server CPU µs/req of the current build and of the baseline.
+    pub cpu: Option<f64>,
+    pub base_cpu: Option<f64>,
+    /// current / baseline CPU per request, run by run like `rps_ratio`.
+    pub cpu_ratio: Option<f64>,
+}
+
+/// How one [`BaselineRow`] compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within 5% on both req/s and CPU per request.
+    Ok,
+    /// More than 5% slower: fewer req/s, more CPU per request, or both.
+    Slower { rps: bool, cpu: bool },
+    /// No run where both builds succeeded (on req/s or CPU), and nothing
+    /// flagged on what there is.
+    NoData,
+}
+
+impl BaselineRow {
+    pub fn verdict(&self) -> Verdict {
+        let rps = self.rps_ratio.is_some_and(|r| r < SLOWER_RPS);
+        let cpu = self.cpu_ratio.is_some_and(|r| r > SLOWER_CPU);
+        if rps || cpu {
+            Verdict::Slower { rps, cpu }
+        } else if self.rps_ratio.is_none() || self.cpu_ratio.is_none() {
+            Verdict::NoData
+        } else {
+            Verdict::Ok
+        }
+    }
+}
+
+impl Verdict {
+    fn text(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Slower {
+                rps: true,
+                cpu: true,
+            } => "SLOWER (req/s and CPU)",
+            Verdict::Slower { rps: true, .. } => "SLOWER (req/s)",
+            Verdict::Slower { .. } => "SLOWER (CPU/req)",
+            Verdict::NoData => "no paired run",
+        }
+    }
+}
+
+/// Every (point, adapter) whose baseline twin was measured, in table
+/// order.
+pub fn baseline_rows(results: &Results) -> Vec<BaselineRow> {
+    let mut rows = Vec::new();
+    for p in results.points() {
+        for s in results.servers_at(p) {
+            let Some(b) = s.baseline() else { continue };
+            if !results.samples.contains_key(&(p, b)) {
+                continue;
+            }
+            let now = results.summary(p, s);
+            let base = results.summary(p, b);
+            rows.push(BaselineRow {
+                point: p,
+                server: s,
+                rps: now.as_ref().map(|x| x.rps.median),
+                base_rps: base.as_ref().map(|x| x.rps.median),
+                rps_ratio: results.ratio(p, s, b),
+                cpu: now.and_then(|x| x.cpu_us_per_req),
+                base_cpu: base.and_then(|x| x.cpu_us_per_req),
+                cpu_ratio: results.cpu_ratio(p, s, b),
+            });
+        }
+    }
+    rows
+}
+
+/// The one-sentence outcome of the comparison.
+fn baseline_outcome(rows: &[BaselineRow]) -> String {
+    let slower = rows
+        .iter()
+        .filter(|r| matches!(r.verdict(), Verdict::Slower { .. }))
+        .count();
+    let missing = rows
+        .iter()
+        .filter(|r| r.verdict() == Verdict::NoData)
+        .count();
+    let mut o = if slower == 0 {
+        format!(
+            "No point is more than 5% slower than the baseline ({} point × adapter pairs)",
+            rows.len()
+        )
+    } else {
+        format!(
+            "{slower} of {} point × adapter pairs more than 5% slower than the baseline",
+            rows.len()
+        )
+    };
+    if missing > 0 {
+        let _ = write!(o, "; {missing} without a run where both builds succeeded");
+    }
+    o.push('.');
+    o
+}
+
+/// The comparison as plain text, for stderr at the end of the run;
+/// `None` without baseline servers.
+pub fn baseline_text(results: &Results) -> Option<String> {
+    let rows = baseline_rows(results);
+    if rows.is_empty() {
+        return None;
+    }
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Against the baseline (current / baseline, median of {} run-by-run ratio(s); \
+         flagged: req/s < {SLOWER_RPS} or CPU/req > {SLOWER_CPU}):",
+        results.runs
+    );
+    let _ = writeln!(
+        t,
+        "  {:<22} {:<13} {:>10} {:>10} {:>7} {:>8} {:>8} {:>7}  verdict",
+        "point", "adapter", "req/s", "baseline", "ratio", "CPU µs", "baseline", "ratio"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            t,
+            "  {:<22} {:<13} {:>10} {:>10} {:>7} {:>8} {:>8} {:>7}  {}",
+            r.point.to_string(),
+            r.server,
+            opt(r.rps, fmt_rps),
+            opt(r.base_rps, fmt_rps),
+            opt(r.rps_ratio, |x| format!("{x:.3}")),
+            opt(r.cpu, |c| format!("{c:.2}")),
+            opt(r.base_cpu, |c| format!("{c:.2}")),
+            opt(r.cpu_ratio, |x| format!("{x:.3}")),
+            r.verdict().text()
+        );
+    }
+    let _ = writeln!(t, "{}", baseline_outcome(&rows));
+    Some(t)
+}
+
+/// "Against the baseline": per point and adapter, current / baseline for
+/// req/s and for server CPU per request, with the points that are more
+/// than 5% slower flagged.
+fn render_baseline(w: &mut String, meta: &Meta, results: &Results) {
+    let rows = baseline_rows(results);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "## Against the baseline
+"
+    );
+    let _ = writeln!(
+        w,
+        "Each adapter of this build against the same adapter built earlier (`{}`), \
+         measured in the same runs at the same points with the same load generator (this \
+         build's `adapter-tokio bench`). Ratios are current / baseline: the median over {} \
+         run(s) of the ratio taken within each run (the two servers measured back to back). \
+         A pair is flagged **SLOWER** when the current build serves fewer than {SLOWER_RPS}× \
+         the baseline's req/s or spends more than {SLOWER_CPU}× its server CPU per request.\n",
+        meta.baseline.as_deref().unwrap_or("--baseline"),
+        results.runs
+    );
+    let _ = writeln!(w, "**{}**\n", baseline_outcome(&rows));
+    let _ = writeln!(
+        w,
+        "| point | adapter | req/s | req/s baseline | req/s ratio | CPU µs/req | CPU baseline | CPU ratio | verdict |"
+    );
+    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---:|---:|---|");
+    for r in &rows {
+        let v = r.verdict();
+        let bold = |x: String, on: bool| if on { format!("**{x}**") } else { x };
+        let (slow_rps, slow_cpu) = match v {
+            Verdict::Slower { rps, cpu } => (rps, cpu),
+            _ => (false, false),
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.point,
+            r.server,
+            opt(r.rps, fmt_rps),
+            opt(r.base_rps, fmt_rps),
+            bold(opt(r.rps_ratio, |x| format!("{x:.3}")), slow_rps),
+            opt(r.cpu, |c| format!("{c:.2}")),
+            opt(r.base_cpu, |c| format!("{c:.2}")),
+            bold(opt(r.cpu_ratio, |x| format!("{x:.3}")), slow_cpu),
+            bold(v.text().to_string(), matches!(v, Verdict::Slower { .. })),
+        );
+    }
+    let _ = writeln!(w);
 }
 
 /// The markdown document.
@@ -54,6 +269,7 @@ pub fn render(meta: &Meta, results: &Results, memory: &[MemoryResult]) -> String
     }
 
     render_headline(w, results);
+    render_baseline(w, meta, results);
 
     let _ = writeln!(w, "## Machine\n");
     let _ = writeln!(w, "| | |\n|---|---|");
@@ -68,6 +284,9 @@ pub fn render(meta: &Meta, results: &Results, memory: &[MemoryResult]) -> String
             .unwrap_or("not installed: no `redis-server` on PATH, so no Redis columns")
     );
     let _ = writeln!(w, "| commit | `{}` |", meta.commit);
+    if let Some(b) = &meta.baseline {
+        let _ = writeln!(w, "| baseline binaries | `{b}` |");
+    }
     let _ = writeln!(w, "| date | {} |\n", meta.date);
 
     let _ = writeln!(w, "## How it was measured\n");
@@ -92,6 +311,15 @@ pub fn render(meta: &Meta, results: &Results, memory: &[MemoryResult]) -> String
          each run.\n",
         meta.duration_secs, meta.runs
     );
+    if let Some(b) = &meta.baseline {
+        let _ = writeln!(
+            w,
+            "- `(baseline)` servers: the same adapters run from `{b}` (an earlier build), \
+             started, loaded and stopped like the others and interleaved with them in every \
+             run, each right after its current twin; the load generator is this build's. \
+             Memory is measured for the current build only.\n"
+        );
+    }
     let _ = writeln!(
         w,
         "Commands (`PORT`, `PATH`, `C`, `P`, `N` vary by point):\n"
@@ -459,6 +687,7 @@ mod tests {
             charts: vec![("req/s, pipeline 1".into(), "bench-p1.svg".into())],
             notes: vec![],
             wall_secs: 95,
+            baseline: None,
         }
     }
 
@@ -501,6 +730,155 @@ mod tests {
         assert!(md.contains("![req/s, pipeline 1](bench-p1.svg)"));
         assert!(md.contains("**Quick run**"));
         assert!(md.contains("## TCP, 32 B payload"));
+    }
+
+    fn measured(rps: f64, cpu: f64) -> Option<Sample> {
+        Some(Sample {
+            rps,
+            p50_us: Some(10.0),
+            p99_us: Some(20.0),
+            cpu_us_per_req: Some(cpu),
+            requests: 1000,
+        })
+    }
+
+    /// Two runs at two points: tokio 10% slower at 1x1 (req/s), smol 10%
+    /// more CPU at 50x16, std within 5%, async-std's baseline failed.
+    fn baseline_results() -> Results {
+        let mut r = Results::new(2);
+        for run in 0..2 {
+            let k = 1.0 + run as f64;
+            let p = point(1, 1);
+            r.record(p, Server::Tokio, run, measured(90.0 * k, 1.0));
+            r.record(p, Server::TokioBaseline, run, measured(100.0 * k, 1.0));
+            r.record(p, Server::Std, run, measured(96.0 * k, 1.04));
+            r.record(p, Server::StdBaseline, run, measured(100.0 * k, 1.0));
+            r.record(p, Server::AsyncStd, run, measured(100.0, 1.0));
+            r.record(p, Server::AsyncStdBaseline, run, None);
+            r.record(p, Server::Redis, run, measured(100.0, 1.0));
+            let q = point(50, 16);
+            r.record(q, Server::Smol, run, measured(100.0, 1.1 * k));
+            r.record(q, Server::SmolBaseline, run, measured(100.0, k));
+            // No baseline twin measured here: no row.
+            r.record(q, Server::Tokio, run, measured(100.0, 1.0));
+        }
+        r
+    }
+
+    #[test]
+    fn baseline_rows_flag_points_more_than_5_percent_slower() {
+        let rows = baseline_rows(&baseline_results());
+        let got: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}x{} {} {} {} {:?}",
+                    r.point.conns,
+                    r.point.pipeline,
+                    r.server,
+                    opt(r.rps_ratio, |x| format!("{x:.3}")),
+                    opt(r.cpu_ratio, |x| format!("{x:.3}")),
+                    r.verdict()
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "1x1 adapter-tokio 0.900 1.000 Slower { rps: true, cpu: false }",
+                "1x1 adapter-std 0.960 1.040 Ok",
+                "1x1 async-std – – NoData",
+                "50x16 smol 1.000 1.100 Slower { rps: false, cpu: true }",
+            ]
+        );
+        assert_eq!(rows[0].rps, Some(135.0));
+        assert_eq!(rows[0].base_rps, Some(150.0));
+        assert_eq!(rows[2].base_rps, None);
+    }
+
+    #[test]
+    fn the_threshold_itself_is_not_flagged() {
+        let row = |rps_ratio, cpu_ratio| BaselineRow {
+            point: point(1, 1),
+            server: Server::Tokio,
+            rps: None,
+            base_rps: None,
+            rps_ratio: Some(rps_ratio),
+            cpu: None,
+            base_cpu: None,
+            cpu_ratio: Some(cpu_ratio),
+        };
+        assert_eq!(row(0.95, 1.05).verdict(), Verdict::Ok);
+        assert_eq!(
+            row(0.9499, 1.0501).verdict(),
+            Verdict::Slower {
+                rps: true,
+                cpu: true
+            }
+        );
+    }
+
+    #[test]
+    fn baseline_table_is_rendered_and_printed() {
+        let r = baseline_results();
+        let mut m = meta();
+        m.baseline = Some("/base/release".into());
+        let md = render(&m, &r, &[]);
+        assert!(md.contains("## Against the baseline"), "{md}");
+        assert!(md.contains("| baseline binaries | `/base/release` |"));
+        assert!(
+            md.contains(
+                "**2 of 4 point × adapter pairs more than 5% slower than the baseline; 1 without a \
+             run where both builds succeeded.**"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| TCP 32 B 1x1 | adapter-tokio | 135 | 150 | **0.900** | 1.00 | 1.00 | 1.000 | **SLOWER (req/s)** |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| TCP 32 B 1x1 | adapter-std | 144 | 150 | 0.960 | 1.04 | 1.00 | 1.040 | ok |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| TCP 32 B 1x1 | async-std | 100 | – | – | 1.00 | – | – | no paired run |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| TCP 32 B 50x16 | smol | 100 | 100 | 1.000 | 1.65 | 1.50 | **1.100** | **SLOWER (CPU/req)** |"), "{md}");
+        // The twins are servers like the others in the point tables.
+        assert!(
+            md.contains("| 1 | 1 | adapter-tokio (baseline) | 150 [100..200] |"),
+            "{md}"
+        );
+        let txt = baseline_text(&r).unwrap();
+        assert!(
+            txt.contains("SLOWER (req/s)") && txt.contains("2 of 4"),
+            "{txt}"
+        );
+        assert_eq!(txt.lines().count(), 2 + 4 + 1, "{txt}");
+        assert!(baseline_text(&Results::new(1)).is_none());
+        assert!(!render(&meta(), &Results::new(1), &[]).contains("Against the baseline"));
+    }
+
+    #[test]
+    fn no_slower_point_is_said() {
+        let mut r = Results::new(1);
+        r.record(point(1, 1), Server::Std, 0, measured(100.0, 1.0));
+        r.record(point(1, 1), Server::StdBaseline, 0, measured(100.0, 1.0));
+        let md = render(&meta(), &r, &[]);
+        assert!(
+            md.contains(
+                "**No point is more than 5% slower than the baseline (1 point × adapter pairs).**"
+            ),
+            "{md}"
+        );
     }
 
     #[test]

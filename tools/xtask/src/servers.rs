@@ -25,6 +25,9 @@ pub struct Tools {
     pub workspace: PathBuf,
     /// `<target>/release`, holding the three adapter binaries.
     pub bin_dir: PathBuf,
+    /// `--baseline DIR`: the same three binaries from an earlier build,
+    /// run for the `*Baseline` servers.
+    pub baseline_dir: Option<PathBuf>,
     /// Unix sockets and server logs; removed at the end.
     pub tmp: PathBuf,
     /// `redis-server` and `redis-benchmark`, when both are on PATH.
@@ -32,18 +35,37 @@ pub struct Tools {
 }
 
 impl Tools {
+    /// The binary that runs `server`: from the baseline directory for a
+    /// baseline twin (see [`start`], which refuses one without it).
     pub fn adapter_bin(&self, server: Server) -> PathBuf {
-        self.bin_dir.join(match server {
-            Server::Tokio | Server::Redis => "adapter-tokio",
-            Server::Std => "adapter-std",
-            Server::AsyncStd | Server::Smol => "adapter-async-std",
-        })
+        let dir = match &self.baseline_dir {
+            Some(d) if server.is_baseline() => d,
+            _ => &self.bin_dir,
+        };
+        dir.join(adapter_bin_name(server))
     }
 
-    /// The bench client: `adapter-tokio bench`.
+    /// The bench client: `adapter-tokio bench`, always the current build's
+    /// (against baseline servers too, so only the server differs).
     pub fn bench_bin(&self) -> PathBuf {
         self.bin_dir.join("adapter-tokio")
     }
+}
+
+/// The file name of the binary that runs `server` (Redis: none of
+/// these; the bench client is `adapter-tokio`).
+pub fn adapter_bin_name(server: Server) -> &'static str {
+    match server.current() {
+        Server::Std => "adapter-std",
+        Server::AsyncStd | Server::Smol => "adapter-async-std",
+        _ => "adapter-tokio",
+    }
+}
+
+/// A name for file names: `adapter-tokio-baseline` for
+/// `adapter-tokio (baseline)`.
+pub fn file_label(server: Server) -> String {
+    server.label().replace(" (baseline)", "-baseline")
 }
 
 /// Where a started server listens.
@@ -124,7 +146,7 @@ pub fn server_args(server: Server, endpoint: &Endpoint, max_conns: Option<u32>) 
 
 /// The `ADAPTER_RUNTIME` a server needs, if any.
 pub fn runtime_env(server: Server) -> Option<&'static str> {
-    match server {
+    match server.current() {
         Server::AsyncStd => Some("async-std"),
         Server::Smol => Some("smol"),
         _ => None,
@@ -149,6 +171,9 @@ pub fn start(
             Some((srv, _)) => srv.clone(),
             None => return Err("redis-server is not installed".into()),
         },
+        _ if server.is_baseline() && tools.baseline_dir.is_none() => {
+            return Err(format!("{server} needs --baseline DIR").into());
+        }
         _ => tools.adapter_bin(server),
     };
     let mut cmd = Command::new(&program);
@@ -159,7 +184,7 @@ pub fn start(
     }
     let log = tools
         .tmp
-        .join(format!("server-{seq}-{}.log", server.label()));
+        .join(format!("server-{seq}-{}.log", file_label(server)));
     let mut proc = children::spawn(cmd, server.label(), Output::File(log.clone()), STOP_GRACE)?;
     wait_ready(&mut proc, &endpoint, &log)?;
     Ok(Running {
@@ -366,6 +391,31 @@ mod tests {
         assert_eq!(u.join(" "), "serve --unix /tmp/x.sock --log-level warn");
         assert_eq!(runtime_env(Server::Smol), Some("smol"));
         assert_eq!(runtime_env(Server::Tokio), None);
+        assert_eq!(runtime_env(Server::SmolBaseline), Some("smol"));
+        assert_eq!(runtime_env(Server::AsyncStdBaseline), Some("async-std"));
+    }
+
+    #[test]
+    fn baseline_servers_run_from_the_baseline_dir() {
+        let mut t = Tools {
+            workspace: "/w".into(),
+            bin_dir: "/w/target/release".into(),
+            baseline_dir: Some("/base".into()),
+            tmp: "/tmp".into(),
+            redis: None,
+        };
+        let bin = |t: &Tools, s| t.adapter_bin(s).display().to_string();
+        assert_eq!(bin(&t, Server::Smol), "/w/target/release/adapter-async-std");
+        assert_eq!(bin(&t, Server::SmolBaseline), "/base/adapter-async-std");
+        assert_eq!(bin(&t, Server::StdBaseline), "/base/adapter-std");
+        assert_eq!(bin(&t, Server::TokioBaseline), "/base/adapter-tokio");
+        assert_eq!(
+            t.bench_bin().display().to_string(),
+            "/w/target/release/adapter-tokio"
+        );
+        assert_eq!(file_label(Server::AsyncStdBaseline), "async-std-baseline");
+        t.baseline_dir = None;
+        assert!(start(&t, Server::TokioBaseline, Transport::Tcp, None, 0).is_err());
     }
 
     #[test]
