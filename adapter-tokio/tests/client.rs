@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use adapter_tokio::{Tokio, Client, ClientError, Server, ServerOptions};
+use adapter_tokio::{Client, ClientError, Server, ServerOptions, Tokio};
 use bytes::BytesMut;
 use conformance::Endpoint;
 use protocol::{
@@ -62,7 +62,8 @@ async fn hundred_tasks_submitting_concurrently_share_one_connection() {
                 AckResult::OK
             }
         };
-        let server = Server::bind(Tokio, &tcp_any(), ServerOptions::default(), handler).expect("bind");
+        let server =
+            Server::bind(Tokio, &tcp_any(), ServerOptions::default(), handler).expect("bind");
         let endpoint = server.local_endpoint().clone();
         let (shutdown, totals) = (server.shutdown_handle(), server.totals());
         let serving = tokio::spawn(server.run());
@@ -118,8 +119,13 @@ async fn hundred_tasks_submitting_concurrently_share_one_connection() {
 #[tokio::test]
 async fn close_waits_for_every_ack_queued_before_it() {
     timeout(LIMIT, async {
-        let server = Server::bind(Tokio, &tcp_any(), ServerOptions::default(), adapter_tokio::AckAll)
-            .expect("bind");
+        let server = Server::bind(
+            Tokio,
+            &tcp_any(),
+            ServerOptions::default(),
+            adapter_tokio::AckAll,
+        )
+        .expect("bind");
         let endpoint = server.local_endpoint().clone();
         let shutdown = server.shutdown_handle();
         let serving = tokio::spawn(server.run());
@@ -224,7 +230,9 @@ async fn a_server_that_never_answers_hits_the_response_timeout() {
             response_timeout: Some(Duration::from_millis(200)),
             ..ClientConfig::default()
         };
-        let client = Client::connect(&Tokio, &endpoint, config).await.expect("connect");
+        let client = Client::connect(&Tokio, &endpoint, config)
+            .await
+            .expect("connect");
         match client.submit("anyone?").await {
             Err(ClientError::Closed(CloseReason::ResponseTimeout { id, .. })) => {
                 assert_eq!(id, MessageId::from_counter(1));
@@ -255,8 +263,13 @@ async fn connecting_to_nothing_says_where_and_why() {
 #[tokio::test]
 async fn a_payload_over_the_frame_limit_is_refused_without_closing() {
     timeout(LIMIT, async {
-        let server = Server::bind(Tokio, &tcp_any(), ServerOptions::default(), adapter_tokio::AckAll)
-            .expect("bind");
+        let server = Server::bind(
+            Tokio,
+            &tcp_any(),
+            ServerOptions::default(),
+            adapter_tokio::AckAll,
+        )
+        .expect("bind");
         let endpoint = server.local_endpoint().clone();
         let shutdown = server.shutdown_handle();
         let serving = tokio::spawn(server.run());
@@ -264,7 +277,9 @@ async fn a_payload_over_the_frame_limit_is_refused_without_closing() {
             max_frame_len: 64,
             ..ClientConfig::default()
         };
-        let client = Client::connect(&Tokio, &endpoint, config).await.expect("connect");
+        let client = Client::connect(&Tokio, &endpoint, config)
+            .await
+            .expect("connect");
         match client.submit(vec![0u8; 100]).await {
             Err(ClientError::Submit(protocol::SubmitError::Encode(_))) => {}
             other => panic!("expected the frame limit to refuse, got {other:?}"),

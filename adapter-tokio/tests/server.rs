@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use adapter_common::ServerTotals;
-use adapter_tokio::{Tokio, AckAll, AsyncFn, Client, Handler, Server, ServerOptions, ShutdownHandle};
+use adapter_tokio::{
+    AckAll, AsyncFn, Client, Handler, Server, ServerOptions, ShutdownHandle, Tokio,
+};
 use bytes::BytesMut;
 use conformance::Endpoint;
 use protocol::{
@@ -355,7 +357,8 @@ async fn unix_socket_server_serves_and_removes_its_socket_file_on_shutdown() {
             std::process::id()
         ));
         let endpoint = Endpoint::Unix(path.clone());
-        let server = Server::bind(Tokio, &endpoint, ServerOptions::default(), AckAll).expect("bind");
+        let server =
+            Server::bind(Tokio, &endpoint, ServerOptions::default(), AckAll).expect("bind");
         let shutdown = server.shutdown_handle();
         let task = tokio::spawn(server.run());
         let client = Client::connect(&Tokio, &endpoint, ClientConfig::default())

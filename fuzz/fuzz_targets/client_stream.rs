@@ -1,6 +1,6 @@
 //! A `ClientConnection` driven by an arbitrary script: requests with
 //! arbitrary payloads, server bytes (raw, or the right or a wrong ack),
-//! EOF, time passing, partial writes, close.
+//! EOF, time passing, partial writes, close, socket errors.
 //!
 //! A model of the client runs alongside. Asserts: no panic; ids are the
 //! seed's counter (8 decimal digits from `first_id`, wrapping); `in_flight`
@@ -8,13 +8,16 @@
 //! exactly the requests submitted, in order; acks come out in submission
 //! order with the submitted ids, the results sent and the right rtt, and a
 //! stray ack, a request or bad bytes from the server end the connection with
-//! the right reason; `poll_timeout` lies in the future once
-//! `handle_timeout(now)` ran; a closed connection stays closed; and a
-//! closing client whose requests are all acked and written closes.
+//! the right reason; the events are acks, then exactly one `Closed` with
+//! the connection's reason, nothing after it; `poll_timeout` lies in the
+//! future once `handle_timeout(now)` ran; a closed connection stays closed
+//! and holds nothing; and a closing client whose requests are all acked and
+//! written closes.
 
 #![no_main]
 
 use std::collections::VecDeque;
+use std::io::ErrorKind;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -22,12 +25,26 @@ use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use protocol::{
-    ACK_FRAME_LEN, AckResult, ClientConfig, ClientConnection, CloseReason, EncodeError,
-    IdGenerator, MIN_FRAME_LEN, MessageId, Packet, REQUEST_OVERHEAD, RequestKind, SubmitError,
-    ack_frame, decode_frame,
+    ACK_FRAME_LEN, AckResult, ClientConfig, ClientConnection, ClientEvent, CloseReason,
+    EncodeError, IdGenerator, MIN_FRAME_LEN, MessageId, Packet, REQUEST_OVERHEAD, RequestKind,
+    Side, SubmitError, decode, encode_ack,
 };
 
 const MAX_CHUNK: usize = 64 * 1024;
+
+const IO_ERRORS: [ErrorKind; 5] = [
+    ErrorKind::ConnectionReset,
+    ErrorKind::BrokenPipe,
+    ErrorKind::ConnectionAborted,
+    ErrorKind::TimedOut,
+    ErrorKind::Other,
+];
+
+fn ack_frame(kind: RequestKind, id: &MessageId, result: AckResult) -> BytesMut {
+    let mut out = BytesMut::new();
+    encode_ack(kind, id, result, &mut out);
+    out
+}
 
 #[derive(Debug, Arbitrary)]
 struct Config {
@@ -55,9 +72,13 @@ enum Step {
     Eof,
     /// Time passes by this many milliseconds, then `handle_timeout`.
     Advance(u16),
+    /// Write up to this many bytes of `transmit_buf`.
     Write(u16),
-    PollTransmit(bool),
+    /// Write all of `transmit_buf` (or half of it) in one `handle_written`.
+    Flush(bool),
     Close,
+    /// `handle_io_error` with one of `IO_ERRORS`.
+    IoError(u8),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -101,7 +122,8 @@ struct Harness {
     mirror: BytesMut,
     expected: VecDeque<Expect>,
     closing: bool,
-    was_closed: bool,
+    /// The reason of the `Closed` event, once it came out.
+    closed: Option<CloseReason>,
 }
 
 impl Harness {
@@ -115,7 +137,7 @@ impl Harness {
         };
         let now = base();
         Self {
-            conn: ClientConnection::new(config.clone(), now),
+            conn: ClientConnection::new(config.clone()),
             ids: IdGenerator::starting_at(config.first_id),
             config,
             now,
@@ -125,7 +147,7 @@ impl Harness {
             mirror: BytesMut::new(),
             expected: VecDeque::new(),
             closing: false,
-            was_closed: false,
+            closed: None,
         }
     }
 
@@ -197,22 +219,18 @@ impl Harness {
         loop {
             // The client accepts 14-byte acks whatever its own frame limit.
             let limit = self.config.max_frame_len.max(ACK_FRAME_LEN as u32);
-            let frame = match decode_frame(&mut self.mirror, limit) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return,
-                Err(e) => return self.expected.push_back(Expect::Closed(e.into())),
-            };
-            let (kind, id, result) = match frame.decode_packet() {
-                Ok(Packet::ConnAck { id, result }) => (RequestKind::Conn, id, result),
-                Ok(Packet::SubmitAck { id, result }) => (RequestKind::Submit, id, result),
-                Ok(p) => {
+            let (kind, id, result) = match decode(&mut self.mirror, limit) {
+                Ok(Some(Packet::ConnAck { id, result })) => (RequestKind::Conn, id, result),
+                Ok(Some(Packet::SubmitAck { id, result })) => (RequestKind::Submit, id, result),
+                Ok(Some(p)) => {
                     let command = p.command();
                     let reason = CloseReason::UnexpectedPacket {
                         command,
-                        to: "client",
+                        to: Side::Client,
                     };
                     return self.expected.push_back(Expect::Closed(reason));
                 }
+                Ok(None) => return,
                 Err(e) => return self.expected.push_back(Expect::Closed(e.into())),
             };
             let reason = match self.in_flight.front() {
@@ -238,31 +256,26 @@ impl Harness {
         let n = n.min(self.conn.transmit_buf().len());
         self.written
             .extend_from_slice(&self.conn.transmit_buf()[..n]);
+        let before = self.conn.stats().bytes_out;
         self.conn.handle_written(n, self.now);
-    }
-
-    fn poll_transmit(&mut self, prefilled: bool) {
-        let mut out = BytesMut::new();
-        if prefilled {
-            out.extend_from_slice(b"xyz");
-        }
-        let expected = self.conn.transmit_buf().to_vec();
-        let n = self.conn.poll_transmit(&mut out, self.now);
-        assert_eq!(n, expected.len());
-        let start = if prefilled { 3 } else { 0 };
-        assert_eq!(&out[start..], &expected[..]);
-        self.written.extend_from_slice(&out[start..]);
+        assert_eq!(self.conn.stats().bytes_out, before + n as u64);
     }
 
     fn handle_timeout(&mut self) {
         let now = self.now;
         let was_closed = self.conn.is_closed();
+        let due = self.conn.poll_timeout();
         self.conn.handle_timeout(now);
         if let Some(next) = self.conn.poll_timeout() {
             assert!(
                 next > now,
                 "poll_timeout is not after the handled now: busy loop"
             );
+        }
+        if due.is_none_or(|t| t > now) {
+            // Nothing was due: a no-op.
+            assert_eq!(self.conn.is_closed(), was_closed);
+            assert_eq!(self.conn.poll_timeout(), due);
         }
         if was_closed || !self.conn.is_closed() {
             return;
@@ -322,10 +335,30 @@ impl Harness {
                 self.handle_timeout();
             }
             Step::Write(n) => self.write(usize::from(n)),
-            Step::PollTransmit(prefilled) => self.poll_transmit(prefilled),
+            Step::Flush(all) => {
+                let n = self.conn.transmit_buf().len();
+                self.write(if all { n } else { n / 2 });
+            }
             Step::Close => {
                 self.conn.close(self.now);
                 self.closing = true;
+                if !self.conn.is_closed() {
+                    assert!(
+                        !self.in_flight.is_empty() || !self.conn.transmit_buf().is_empty(),
+                        "a closing client with nothing left did not close"
+                    );
+                } else if self.closed.is_none() && self.expected.is_empty() {
+                    assert_eq!(self.conn.close_reason(), Some(&CloseReason::LocalClose));
+                }
+            }
+            Step::IoError(k) => {
+                let kind = IO_ERRORS[usize::from(k) % IO_ERRORS.len()];
+                let was_closed = self.conn.is_closed();
+                self.conn.handle_io_error(kind);
+                assert!(self.conn.is_closed());
+                if !was_closed {
+                    assert_eq!(self.conn.close_reason(), Some(&CloseReason::Io { kind }));
+                }
             }
         }
         self.drain_events();
@@ -333,42 +366,60 @@ impl Harness {
     }
 
     fn drain_events(&mut self) {
-        while let Some(ack) = self.conn.poll_event() {
-            match self.expected.pop_front() {
-                Some(Expect::Ack(kind, id, result, rtt)) => {
-                    assert_eq!(
-                        (ack.kind, ack.id, ack.result, ack.rtt),
-                        (kind, id, result, rtt)
-                    );
+        while let Some(event) = self.conn.poll_event() {
+            if let Some(reason) = &self.closed {
+                panic!("{event:?} after Closed({reason:?})");
+            }
+            match event {
+                ClientEvent::Ack(ack) => match self.expected.pop_front() {
+                    Some(Expect::Ack(kind, id, result, rtt)) => {
+                        assert_eq!(
+                            (ack.kind, ack.id, ack.result, ack.rtt),
+                            (kind, id, result, rtt)
+                        );
+                    }
+                    other => panic!("unexpected ack {ack:?}, the model expected {other:?}"),
+                },
+                ClientEvent::Closed(reason) => {
+                    assert!(self.conn.is_closed(), "Closed but not is_closed");
+                    assert_eq!(self.conn.close_reason(), Some(&reason));
+                    match self.expected.pop_front() {
+                        Some(Expect::Closed(want)) => {
+                            assert_eq!(reason, want, "closed for another reason")
+                        }
+                        Some(Expect::Ack(..)) => {
+                            panic!("Closed({reason:?}) before the acks {:?}", self.expected)
+                        }
+                        // Not a protocol error: EOF, a timer, a close, a socket
+                        // error, each checked where it happened.
+                        None => {}
+                    }
+                    self.closed = Some(reason);
                 }
-                other => panic!("unexpected ack {ack:?}, the model expected {other:?}"),
             }
         }
-        match self.expected.front() {
-            Some(Expect::Closed(reason)) => {
-                assert_eq!(
-                    self.conn.close_reason(),
-                    Some(reason),
-                    "closed for another reason"
-                );
-                self.expected.pop_front();
-            }
-            Some(Expect::Ack(..)) => panic!("the client swallowed {:?}", self.expected),
-            None => {}
+        if let Some(e) = self.expected.front() {
+            panic!("the client swallowed {e:?} (all expected: {:?})", self.expected);
+        }
+        if self.closed.is_some() {
+            // Whatever the model still expected, nothing more comes out.
+            self.expected.clear();
         }
     }
 
     fn check(&mut self) {
         let c = &self.conn;
         assert!(c.in_flight() <= self.config.max_in_flight);
-        if self.was_closed {
-            assert!(c.is_closed(), "a closed connection reopened");
-        }
-        if c.is_closed() {
-            self.was_closed = true;
-            assert!(c.close_reason().is_some());
+        assert_eq!(
+            c.is_closed(),
+            self.closed.is_some(),
+            "is_closed and the Closed event disagree"
+        );
+        if let Some(reason) = &self.closed {
+            assert_eq!(c.close_reason(), Some(reason), "the reason changed");
             assert!(c.transmit_buf().is_empty());
             assert!(c.poll_timeout().is_none());
+            assert_eq!(c.pending_output(), 0);
             self.unwritten.clear();
             self.written.clear();
             return;
@@ -376,8 +427,7 @@ impl Harness {
         assert_eq!(c.in_flight(), self.in_flight.len());
         assert!(c.in_flight_ids().eq(self.in_flight.iter().map(|s| s.id)));
         // What was written is exactly the requests submitted, in order.
-        while let Some(frame) = decode_frame(&mut self.written, u32::MAX).expect("requests frame") {
-            let packet = frame.decode_packet().expect("a request decodes");
+        while let Some(packet) = decode(&mut self.written, u32::MAX).expect("requests decode") {
             let (kind, id, payload) = self.unwritten.pop_front().expect("a request was written");
             assert_eq!(packet, Packet::request(kind, id, payload));
         }

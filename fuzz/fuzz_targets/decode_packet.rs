@@ -1,52 +1,77 @@
-//! The packet layer on arbitrary packet bytes (what follows a length field).
+//! The packet parse on arbitrary packet bytes (what follows a length
+//! field): the input is wrapped in a correct length header and decoded.
 //!
 //! Asserts: no panic; a packet that decodes re-encodes to a frame whose
 //! length field is right and whose packet bytes are exactly the input; the
-//! payload is a slice of the input, not a copy; a refusal names the right
-//! reason.
+//! payload is a slice of the receive buffer, not a copy; the frame fed in
+//! two parts decodes to the same packet exactly when its last byte is in;
+//! the limit is honoured exactly (the frame's own length passes, one less
+//! refuses it from the header); a refusal names the right reason, and an
+//! empty packet is a frame too short.
 
 #![no_main]
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use protocol::{
-    ACK_BODY_LEN, CommandId, DecodeError, HEADER_LEN, ID_LEN, Packet, decode_frame, encode_frame,
+    CommandId, DecodeError, HEADER_LEN, ID_LEN, MIN_FRAME_LEN, Packet, decode,
 };
 
 fuzz_target!(|data: &[u8]| {
-    let input = Bytes::copy_from_slice(data);
-    match Packet::decode(input.clone()) {
-        Ok(packet) => {
+    let Ok(len) = u32::try_from(data.len() + HEADER_LEN) else {
+        return;
+    };
+    let mut framed = BytesMut::with_capacity(data.len() + HEADER_LEN);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(data);
+    let start = framed.as_ptr() as usize;
+    let whole = framed.clone();
+    match decode(&mut framed, u32::MAX) {
+        Ok(Some(packet)) => {
+            assert!(framed.is_empty(), "the whole frame is consumed");
             let mut out = BytesMut::new();
             packet
                 .encode(&mut out)
                 .expect("a decoded packet re-encodes");
             assert_eq!(out.len(), packet.frame_len());
             let (head, body) = out.split_at(HEADER_LEN);
-            assert_eq!(head, &((data.len() + HEADER_LEN) as u32).to_be_bytes());
+            assert_eq!(head, &len.to_be_bytes());
             assert_eq!(body, data);
             assert_eq!(packet.command().as_u8(), data[0]);
             assert_eq!(&packet.id().0[..], &data[1..1 + ID_LEN]);
             if let Packet::Conn { payload, .. } | Packet::Submit { payload, .. } = &packet {
-                // Zero-copy: the payload points into the input's storage.
-                let start = 1 + ID_LEN;
-                assert_eq!(&payload[..], &data[start..]);
-                if !payload.is_empty() {
-                    assert_eq!(payload.as_ptr(), input[start..].as_ptr());
-                }
+                // Zero-copy: the payload points into the receive buffer.
+                let at = HEADER_LEN + 1 + ID_LEN;
+                assert_eq!(&payload[..], &data[at - HEADER_LEN..]);
+                assert_eq!(payload.as_ptr() as usize, start + at);
             }
-            // The same bytes behind a length field decode the same way.
-            let mut framed = BytesMut::new();
-            encode_frame(data, &mut framed).expect("a non-empty packet frames");
-            let frame = decode_frame(&mut framed, u32::MAX)
-                .expect("a frame we encoded decodes")
-                .expect("a whole frame");
-            assert_eq!(frame.decode_packet(), Ok(packet));
+            // Fed in two parts: nothing until the last byte, then the same packet.
+            let cut = usize::from(data[0]) % whole.len();
+            let mut buf = BytesMut::from(&whole[..cut]);
+            assert_eq!(decode(&mut buf, u32::MAX), Ok(None));
+            assert_eq!(&buf[..], &whole[..cut]);
+            buf.extend_from_slice(&whole[cut..]);
+            assert_eq!(decode(&mut buf, u32::MAX), Ok(Some(packet.clone())));
+            // The limit is honoured exactly.
+            let mut buf = whole.clone();
+            assert_eq!(decode(&mut buf, len), Ok(Some(packet)));
+            let mut buf = whole.clone();
+            assert_eq!(
+                decode(&mut buf, len - 1),
+                Err(DecodeError::FrameTooLong { len, max: len - 1 })
+            );
+            assert_eq!(buf, whole, "refused from the header, nothing consumed");
         }
+        Ok(None) => panic!("a whole frame was not decoded"),
         Err(e) => {
             let body_len = data.len().saturating_sub(1);
             match e {
-                DecodeError::EmptyPacket => assert!(data.is_empty()),
+                DecodeError::FrameTooShort { len: l } => {
+                    assert!(data.is_empty(), "a non-empty packet is a frame of 5 bytes or more");
+                    assert_eq!(l, MIN_FRAME_LEN - 1);
+                    assert_eq!(framed, whole);
+                    return;
+                }
                 DecodeError::UnknownCommand(b) => {
                     assert_eq!(Some(&b), data.first());
                     assert!(CommandId::from_u8(b).is_none());
@@ -61,10 +86,12 @@ fuzz_target!(|data: &[u8]| {
                     assert!(command.is_response());
                     assert_eq!(Some(&command.as_u8()), data.first());
                     assert_eq!(len, body_len);
-                    assert_ne!(len, ACK_BODY_LEN);
+                    assert_ne!(len, ID_LEN + 1);
                 }
-                other => panic!("the packet layer returned a frame error: {other:?}"),
+                DecodeError::FrameTooLong { .. } => panic!("no limit, yet too long: {e:?}"),
             }
+            // A packet error comes once the frame is whole, which is split off.
+            assert!(framed.is_empty());
         }
     }
 });

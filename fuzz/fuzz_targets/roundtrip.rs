@@ -2,7 +2,8 @@
 //!
 //! Asserts: every split of the same bytes gives back exactly the packets
 //! that were encoded, in order, and consumes exactly the stream: nothing is
-//! left over, nothing is decoded early, nothing is decoded twice.
+//! left over, nothing is decoded early, nothing is decoded twice; under the
+//! default limit or under a limit of exactly the longest frame.
 
 #![no_main]
 
@@ -10,7 +11,7 @@ use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use protocol::{
-    AckResult, DEFAULT_MAX_FRAME_LEN, FrameDecoder, MessageId, Packet, RequestKind, decode_frame,
+    AckResult, DEFAULT_MAX_FRAME_LEN, MIN_FRAME_LEN, MessageId, Packet, RequestKind, decode,
 };
 
 #[derive(Debug, Arbitrary)]
@@ -24,8 +25,8 @@ struct Input {
     packets: Vec<Spec>,
     /// Chunk lengths the stream is cut into; the rest goes in one last chunk.
     cuts: Vec<u16>,
-    /// Decode with `FrameDecoder::decode_packet` instead of the two layers.
-    one_call: bool,
+    /// Decode under a limit of exactly the longest frame, not the default.
+    tight_limit: bool,
 }
 
 fuzz_target!(|input: Input| {
@@ -47,8 +48,13 @@ fuzz_target!(|input: Input| {
         ends.push(stream.len());
     }
     let stream = stream.freeze();
+    let longest = packets.iter().map(Packet::frame_len).max().unwrap_or(0);
+    let limit = if input.tight_limit {
+        u32::try_from(longest).expect("small packets").max(MIN_FRAME_LEN)
+    } else {
+        DEFAULT_MAX_FRAME_LEN
+    };
 
-    let decoder = FrameDecoder::default();
     let mut buf = BytesMut::new();
     let mut fed = 0usize;
     let mut consumed = 0usize;
@@ -59,13 +65,7 @@ fuzz_target!(|input: Input| {
         buf.extend_from_slice(&stream[fed..fed + step]);
         fed += step;
         loop {
-            let packet = if input.one_call {
-                decoder.decode_packet(&mut buf)
-            } else {
-                decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN)
-                    .and_then(|f| f.map(|f| f.decode_packet()).transpose())
-            };
-            match packet.expect("an encoded stream decodes") {
+            match decode(&mut buf, limit).expect("an encoded stream decodes") {
                 Some(p) => {
                     consumed += p.frame_len();
                     // A packet comes out exactly when its last byte is in.

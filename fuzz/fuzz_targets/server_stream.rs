@@ -1,20 +1,28 @@
 //! A `ServerConnection` driven by an arbitrary script: bytes in (raw or
 //! well-formed frames, copied in or appended in place), EOF, time passing,
-//! answers in any order, partial writes, close.
+//! answers in any order, partial writes, close with or without a shutdown
+//! deadline, socket errors.
 //!
 //! A model decodes the same accepted bytes alongside it. Asserts: no panic;
 //! requests come out in arrival order with their ids and payloads; acks go
 //! out in request order, each with the answer given (or result 1 for a
 //! Submit refused for want of a Conn); output and input buffers stay
-//! bounded; `poll_timeout` lies in the future once `handle_timeout(now)`
-//! ran, and a `handle_timeout` with nothing due changes nothing; a closed
-//! connection stays closed and holds nothing; and once the peer's EOF is
-//! answered and flushed the connection closes, having acked every complete
-//! request unless a write stall aborted it.
+//! bounded; the events come in order (requests, at most one
+//! `ShutdownWrite` with every ack written, exactly one `Closed` last with
+//! the connection's reason, nothing after it); `poll_timeout` lies in the
+//! future once `handle_timeout(now)` ran, and a `handle_timeout` with
+//! nothing due changes nothing; the shutdown deadline cuts only at or after
+//! its instant and counts what it dropped; a lingering connection discards
+//! what it reads and ends at its quiet or linger deadline, not before; after
+//! the peer's EOF nothing lingers; a closed connection stays closed and
+//! holds nothing; and once the peer's EOF is answered and flushed the
+//! connection closes, having acked every complete request unless it was cut
+//! (write stall, shutdown deadline, socket error).
 
 #![no_main]
 
 use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -22,8 +30,8 @@ use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use protocol::{
-    ACK_FRAME_LEN, AckResult, CloseReason, MIN_FRAME_LEN, MessageId, Packet, RequestKind,
-    ServerConfig, ServerConnection, decode_frame, encode_request,
+    ACK_FRAME_LEN, AckResult, CloseReason, MIN_FRAME_LEN, MessageId, Packet, RequestHandle,
+    RequestKind, ServerConfig, ServerConnection, ServerEvent, decode, encode_request,
 };
 
 const HIGH_WATER: usize = 4096;
@@ -31,6 +39,16 @@ const LOW_WATER: usize = 1024;
 const MAX_PENDING: usize = 16;
 /// The most an adapter reads in one go (the core's largest growth step).
 const MAX_CHUNK: usize = 64 * 1024;
+/// Handles for bogus answers, taken from another connection.
+const DONOR_HANDLES: usize = 256;
+
+const IO_ERRORS: [ErrorKind; 5] = [
+    ErrorKind::ConnectionReset,
+    ErrorKind::BrokenPipe,
+    ErrorKind::ConnectionAborted,
+    ErrorKind::TimedOut,
+    ErrorKind::Other,
+];
 
 #[derive(Debug, Arbitrary)]
 struct Config {
@@ -41,6 +59,10 @@ struct Config {
     idle_ms: Option<u16>,
     frame_ms: Option<u16>,
     stall_ms: Option<u16>,
+    /// `linger` in milliseconds (0 turns lingering off, like `None`).
+    linger_ms: Option<u16>,
+    /// `linger_quiet` in milliseconds, at least 1 ms.
+    quiet_ms: u16,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -59,13 +81,19 @@ enum Step {
     RespondOldest(AckResult),
     /// Answer the outstanding request at this index (modulo their number).
     RespondAny(u8, AckResult),
-    /// Answer a request that is not outstanding: must be refused.
-    RespondBogus(u64),
+    /// Answer a handle that is not outstanding (one of another
+    /// connection's): must be refused.
+    RespondBogus(u8),
     /// Write up to this many bytes of `transmit_buf`.
     Write(u16),
-    /// `poll_transmit` into an empty or a non-empty buffer.
-    PollTransmit(bool),
+    /// Write all of `transmit_buf` (or half of it) in one `handle_written`.
+    Flush(bool),
+    /// `close(now, None)`.
     Close,
+    /// `close(now, Some(now + this many milliseconds))`: server shutdown.
+    CloseDeadline(u16),
+    /// `handle_io_error` with one of `IO_ERRORS`.
+    IoError(u8),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -83,6 +111,46 @@ fn base() -> Instant {
     *BASE.get_or_init(Instant::now)
 }
 
+/// Handles 0..DONOR_HANDLES, handed out by another connection once.
+fn donor_handles() -> &'static [RequestHandle] {
+    static HANDLES: OnceLock<Vec<RequestHandle>> = OnceLock::new();
+    HANDLES.get_or_init(|| {
+        let now = base();
+        let mut donor = ServerConnection::new(
+            ServerConfig {
+                max_pending_requests: DONOR_HANDLES,
+                ..ServerConfig::default()
+            },
+            now,
+        );
+        let mut input = BytesMut::new();
+        for i in 0..DONOR_HANDLES {
+            let id = MessageId::from_counter(i as u32);
+            encode_request(RequestKind::Submit, &id, b"", u32::MAX, &mut input).unwrap();
+        }
+        donor.handle_input(&input, now);
+        let handles: Vec<RequestHandle> = std::iter::from_fn(|| donor.poll_event())
+            .map(|e| match e {
+                ServerEvent::Request(r) => r.handle,
+                other => panic!("donor: {other:?}"),
+            })
+            .collect();
+        assert_eq!(handles.len(), DONOR_HANDLES);
+        handles
+    })
+}
+
+/// Where the connection is, as its events tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Conversing,
+    /// `ShutdownWrite` came out at this instant.
+    Lingering {
+        since: Instant,
+    },
+    Closed,
+}
+
 struct Harness {
     conn: ServerConnection,
     config: ServerConfig,
@@ -93,17 +161,26 @@ struct Harness {
     /// Every complete request the server was given, in order: index = handle.
     requests: Vec<(RequestKind, MessageId, Bytes)>,
     /// Handles delivered and not answered, in delivery order.
-    outstanding: Vec<u64>,
+    outstanding: Vec<RequestHandle>,
     /// Handles delivered, with the answer once given.
     answers: HashMap<u64, Option<AckResult>>,
     last_handle: Option<u64>,
     /// Everything the server wrote, and how many acks were checked.
     written: BytesMut,
     acks: usize,
-    was_closed: bool,
-    /// A timeout closed the connection with output unsent (a write stall):
-    /// acks were dropped, whatever `close_reason` says (it keeps the first).
-    dropped_output: bool,
+    seen: Seen,
+    /// While lingering: the last instant bytes were read (quiet timer).
+    last_read: Option<Instant>,
+    /// `close` was called.
+    closing: bool,
+    /// The earliest shutdown deadline given.
+    deadline: Option<Instant>,
+    /// The peer's EOF arrived while input was open: nothing may linger.
+    peer_eof: bool,
+    /// The connection was cut (write stall, shutdown deadline, socket
+    /// error): acks may have been dropped, whatever the reason says (it
+    /// keeps the first one).
+    cut: bool,
 }
 
 impl Harness {
@@ -117,6 +194,8 @@ impl Harness {
             frame_timeout: ms(c.frame_ms),
             write_stall_timeout: ms(c.stall_ms),
             require_conn: c.require_conn,
+            linger: c.linger_ms.map(|v| Duration::from_millis(u64::from(v))),
+            linger_quiet: Duration::from_millis(u64::from(c.quiet_ms.max(1))),
             ..ServerConfig::default()
         };
         let now = base();
@@ -132,9 +211,17 @@ impl Harness {
             last_handle: None,
             written: BytesMut::new(),
             acks: 0,
-            was_closed: false,
-            dropped_output: false,
+            seen: Seen::Conversing,
+            last_read: None,
+            closing: false,
+            deadline: None,
+            peer_eof: false,
+            cut: false,
         }
+    }
+
+    fn linger_on(&self) -> bool {
+        self.config.linger.is_some_and(|d| !d.is_zero())
     }
 
     /// Feeds bytes the way an adapter does: only while the server wants them.
@@ -143,33 +230,44 @@ impl Harness {
         if data.is_empty() || !self.conn.wants_input() {
             return;
         }
-        self.mirror.extend_from_slice(data);
-        self.run_mirror();
+        let lingering = matches!(self.seen, Seen::Lingering { .. }) && !self.conn.is_closed();
+        if lingering {
+            self.last_read = Some(self.now);
+        } else {
+            self.mirror.extend_from_slice(data);
+            self.run_mirror();
+        }
+        let before = self.conn.stats();
         if appended {
             let buf = self.conn.input_buffer();
-            let before = buf.len();
+            let len = buf.len();
             buf.extend_from_slice(data);
-            assert_eq!(buf.len(), before + data.len());
+            assert_eq!(buf.len(), len + data.len());
             self.conn.handle_input_appended(data.len(), self.now);
         } else {
             self.conn.handle_input(data, self.now);
+        }
+        let after = self.conn.stats();
+        assert_eq!(after.bytes_in, before.bytes_in + data.len() as u64);
+        if lingering {
+            // Read, counted, discarded: nothing parsed, nothing held.
+            assert_eq!(after.frames_in, before.frames_in);
+            assert_eq!(self.conn.buffered_input(), 0);
+            assert!(self.conn.transmit_buf().is_empty());
         }
     }
 
     fn run_mirror(&mut self) {
         while !self.mirror_dead {
-            match decode_frame(&mut self.mirror, self.config.max_frame_len) {
-                Ok(Some(frame)) => match frame.decode_packet() {
-                    Ok(Packet::Conn { id, payload }) => {
-                        self.requests.push((RequestKind::Conn, id, payload))
-                    }
-                    Ok(Packet::Submit { id, payload }) => {
-                        self.requests.push((RequestKind::Submit, id, payload))
-                    }
-                    Ok(_) | Err(_) => self.mirror_dead = true,
-                },
+            match decode(&mut self.mirror, self.config.max_frame_len) {
+                Ok(Some(Packet::Conn { id, payload })) => {
+                    self.requests.push((RequestKind::Conn, id, payload))
+                }
+                Ok(Some(Packet::Submit { id, payload })) => {
+                    self.requests.push((RequestKind::Submit, id, payload))
+                }
+                Ok(Some(_)) | Err(_) => self.mirror_dead = true,
                 Ok(None) => break,
-                Err(_) => self.mirror_dead = true,
             }
         }
     }
@@ -185,7 +283,7 @@ impl Harness {
             assert!(r.is_err(), "a closed connection took an answer");
         } else {
             assert_eq!(r, Ok(()), "an outstanding request was refused an answer");
-            self.answers.insert(handle, Some(result));
+            self.answers.insert(handle.index(), Some(result));
         }
         let again = self.conn.respond(handle, result, self.now);
         assert!(again.is_err(), "request {handle} was answered twice");
@@ -195,32 +293,20 @@ impl Harness {
         let n = n.min(self.conn.transmit_buf().len());
         self.written
             .extend_from_slice(&self.conn.transmit_buf()[..n]);
+        let before = self.conn.stats().bytes_out;
         self.conn.handle_written(n, self.now);
-    }
-
-    fn poll_transmit(&mut self, prefilled: bool) {
-        let mut out = BytesMut::new();
-        if prefilled {
-            out.extend_from_slice(b"xyz");
-        }
-        let pending = self.conn.pending_output();
-        let expected = self.conn.transmit_buf().to_vec();
-        let n = self.conn.poll_transmit(&mut out, self.now);
-        assert_eq!(n, pending);
-        let start = if prefilled { 3 } else { 0 };
-        assert_eq!(&out[start..], &expected[..]);
-        self.written.extend_from_slice(&out[start..]);
+        assert_eq!(self.conn.stats().bytes_out, before + n as u64);
     }
 
     fn handle_timeout(&mut self) {
         let now = self.now;
         let due = self.conn.poll_timeout();
         let closed = self.conn.is_closed();
+        let lingering = matches!(self.seen, Seen::Lingering { .. }) && !closed;
         let pending = self.conn.pending_output();
+        let unanswered = self.conn.pending_requests();
+        let buffered = self.conn.buffered_input();
         self.conn.handle_timeout(now);
-        if !closed && self.conn.is_closed() && pending > 0 {
-            self.dropped_output = true;
-        }
         if let Some(next) = self.conn.poll_timeout() {
             assert!(
                 next > now,
@@ -234,6 +320,49 @@ impl Harness {
             assert_eq!(self.conn.is_closed(), closed);
             assert_eq!(self.conn.poll_timeout(), due);
         }
+        if let Seen::Lingering { since } = self.seen
+            && lingering
+        {
+            // The model of the lingering close's two timers.
+            let linger = self.config.linger.expect("lingering with linger on");
+            let until = self.deadline.map_or(since + linger, |d| d.min(since + linger));
+            let quiet_at = self.last_read.unwrap_or(since).max(since) + self.config.linger_quiet;
+            let over = now >= until || now >= quiet_at;
+            assert_eq!(
+                self.conn.is_closed(),
+                over,
+                "lingering since {:?}: until {:?}, quiet at {:?}, now {:?}",
+                since - base(),
+                until - base(),
+                quiet_at - base(),
+                now - base()
+            );
+        }
+        if !closed && !lingering && self.conn.is_closed() {
+            // Cut in the middle of the conversation by a timer.
+            match self.conn.close_reason() {
+                Some(CloseReason::ShutdownDeadline {
+                    unanswered: u,
+                    unsent,
+                }) => {
+                    let d = self.deadline.expect("a deadline was given");
+                    assert!(d <= now, "cut before the deadline");
+                    assert_eq!((*u, *unsent), (unanswered, pending));
+                }
+                Some(CloseReason::WriteStall { after, pending: p }) => {
+                    assert_eq!(Some(*after), self.config.write_stall_timeout);
+                    assert_eq!(*p, pending);
+                    assert!(pending > 0);
+                }
+                _ => {}
+            }
+            // Closed straight from the conversation with work left: acks
+            // were dropped (a graceful end has nothing left, and lingers
+            // unless lingering is off).
+            if pending > 0 || unanswered > 0 || buffered > 0 {
+                self.cut = true;
+            }
+        }
     }
 
     fn step(&mut self, step: Step) {
@@ -242,13 +371,13 @@ impl Harness {
             Step::Appended(data) => self.feed(&data, true),
             Step::Request(kind, id, payload, cut) => {
                 let mut frame = BytesMut::new();
-                if encode_request(kind, &id, &payload, &mut frame, u32::MAX).is_ok() {
+                if encode_request(kind, &id, &payload, u32::MAX, &mut frame).is_ok() {
                     let cut = usize::from(cut).min(frame.len());
                     self.feed(&frame[..cut], false);
                     self.feed(&frame[cut..], true);
                 }
             }
-            Step::Eof => self.conn.handle_eof(self.now),
+            Step::Eof => self.eof(),
             Step::Advance(d) => {
                 self.now += Duration::from_millis(u64::from(d));
                 self.handle_timeout();
@@ -256,43 +385,125 @@ impl Harness {
             Step::Timeout => self.handle_timeout(),
             Step::RespondOldest(result) => self.respond(0, result),
             Step::RespondAny(i, result) => self.respond(usize::from(i), result),
-            Step::RespondBogus(handle) => {
+            Step::RespondBogus(i) => {
+                let handle = donor_handles()[usize::from(i) % DONOR_HANDLES];
                 if !self.outstanding.contains(&handle) {
                     let r = self.conn.respond(handle, AckResult::OK, self.now);
                     assert!(r.is_err(), "answer to unknown request {handle} taken");
                 }
             }
             Step::Write(n) => self.write(usize::from(n)),
-            Step::PollTransmit(prefilled) => self.poll_transmit(prefilled),
-            Step::Close => self.conn.close(self.now),
+            Step::Flush(all) => {
+                let n = self.conn.transmit_buf().len();
+                self.write(if all { n } else { n / 2 });
+            }
+            Step::Close => {
+                self.closing = true;
+                self.conn.close(self.now, None);
+            }
+            Step::CloseDeadline(d) => {
+                let at = self.now + Duration::from_millis(u64::from(d));
+                self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+                self.closing = true;
+                self.conn.close(self.now, Some(at));
+                if !self.conn.is_closed() {
+                    let t = self.conn.poll_timeout().expect("a deadline is a timer");
+                    assert!(t <= self.deadline.unwrap(), "the deadline is not in poll_timeout");
+                }
+            }
+            Step::IoError(k) => {
+                let kind = IO_ERRORS[usize::from(k) % IO_ERRORS.len()];
+                let was_closed = self.conn.is_closed();
+                let conversing = self.seen == Seen::Conversing && self.conn.close_reason().is_none();
+                self.conn.handle_io_error(kind);
+                assert!(self.conn.is_closed());
+                if !was_closed {
+                    self.cut = true;
+                }
+                if conversing && !was_closed {
+                    assert_eq!(self.conn.close_reason(), Some(&CloseReason::Io { kind }));
+                }
+            }
         }
         self.drain_events();
         self.check();
     }
 
-    fn drain_events(&mut self) {
-        while let Some(req) = self.conn.poll_event() {
-            assert!(
-                !self.conn.is_closed(),
-                "a closed connection handed out a request"
-            );
-            assert!(
-                self.last_handle.is_none_or(|h| req.handle > h),
-                "handles out of order"
-            );
-            if !self.config.require_conn {
-                assert_eq!(req.handle, self.last_handle.map_or(0, |h| h + 1));
-            }
-            self.last_handle = Some(req.handle);
-            let index = usize::try_from(req.handle).expect("small handle");
-            let (kind, id, payload) = self
-                .requests
-                .get(index)
-                .unwrap_or_else(|| panic!("request {} was never sent", req.handle));
-            assert_eq!((req.kind, req.id, &req.payload), (*kind, *id, payload));
-            self.outstanding.push(req.handle);
-            self.answers.insert(req.handle, None);
+    fn eof(&mut self) {
+        // Input is open while nothing ended it: no close, no reason yet.
+        let open = !self.closing && self.conn.close_reason().is_none();
+        let lingering = matches!(self.seen, Seen::Lingering { .. }) && !self.conn.is_closed();
+        self.conn.handle_eof(self.now);
+        if open {
+            self.peer_eof = true;
         }
+        if lingering {
+            assert!(self.conn.is_closed(), "EOF did not end the lingering");
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                ServerEvent::Request(req) => self.request(req),
+                ServerEvent::ShutdownWrite => {
+                    assert_eq!(self.seen, Seen::Conversing, "ShutdownWrite after {:?}", self.seen);
+                    assert!(self.linger_on(), "lingering with lingering off");
+                    assert!(
+                        !self.peer_eof,
+                        "lingering after the peer's EOF ({:?})",
+                        self.conn.close_reason()
+                    );
+                    assert!(self.conn.transmit_buf().is_empty(), "FIN before the last ack");
+                    assert_eq!(self.conn.pending_requests(), 0);
+                    assert!(self.conn.wants_input() || self.conn.is_closed());
+                    assert!(self.conn.close_reason().is_some());
+                    self.seen = Seen::Lingering { since: self.now };
+                }
+                ServerEvent::Closed(reason) => {
+                    assert_ne!(self.seen, Seen::Closed, "a second Closed");
+                    assert!(self.conn.is_closed());
+                    assert_eq!(self.conn.close_reason(), Some(&reason));
+                    let lingerable = matches!(
+                        reason,
+                        CloseReason::LocalClose
+                            | CloseReason::Decode(_)
+                            | CloseReason::UnexpectedPacket { .. }
+                            | CloseReason::IdleTimeout { .. }
+                            | CloseReason::FrameTimeout { .. }
+                    );
+                    if self.seen == Seen::Conversing && lingerable && self.linger_on() {
+                        // Ended without lingering: only a cut may do that.
+                        assert!(self.cut || self.peer_eof, "{reason:?} without lingering");
+                    }
+                    self.seen = Seen::Closed;
+                }
+            }
+            if self.seen == Seen::Closed {
+                assert_eq!(self.conn.poll_event(), None, "an event after Closed");
+            }
+        }
+    }
+
+    fn request(&mut self, req: protocol::Request) {
+        assert_eq!(self.seen, Seen::Conversing, "a request after {:?}", self.seen);
+        assert!(!self.conn.is_closed(), "a closed connection handed out a request");
+        let index = req.handle.index();
+        assert!(
+            self.last_handle.is_none_or(|h| index > h),
+            "handles out of order"
+        );
+        if !self.config.require_conn {
+            assert_eq!(index, self.last_handle.map_or(0, |h| h + 1));
+        }
+        self.last_handle = Some(index);
+        let (kind, id, payload) = self
+            .requests
+            .get(usize::try_from(index).expect("small handle"))
+            .unwrap_or_else(|| panic!("request {} was never sent", req.handle));
+        assert_eq!((req.kind, req.id, &req.payload), (*kind, *id, payload));
+        self.outstanding.push(req.handle);
+        self.answers.insert(index, None);
     }
 
     fn check(&mut self) {
@@ -309,26 +520,31 @@ impl Harness {
             c.buffered_input()
         );
         assert!(c.pending_requests() <= MAX_PENDING);
-        if self.was_closed {
-            assert!(c.is_closed(), "a closed connection reopened");
-        }
+        assert_eq!(
+            c.is_closed(),
+            self.seen == Seen::Closed,
+            "is_closed and the Closed event disagree"
+        );
         if c.is_closed() {
-            self.was_closed = true;
             self.outstanding.clear();
             assert!(c.close_reason().is_some());
             assert!(c.transmit_buf().is_empty());
             assert!(c.poll_timeout().is_none());
             assert!(!c.wants_input());
             assert_eq!(c.buffered_input(), 0);
+            assert_eq!(c.pending_requests(), 0);
+        } else if matches!(self.seen, Seen::Lingering { .. }) {
+            assert!(c.wants_input(), "a lingering connection reads");
+            assert!(c.transmit_buf().is_empty());
+            assert!(c.poll_timeout().is_some(), "lingering without a timer");
         }
         self.check_acks();
     }
 
     /// Every ack written matches the request of the same rank.
     fn check_acks(&mut self) {
-        while let Some(frame) = decode_frame(&mut self.written, u32::MAX).expect("acks frame") {
-            assert_eq!(frame.wire_len(), ACK_FRAME_LEN);
-            let packet = frame.decode_packet().expect("an ack decodes");
+        while let Some(packet) = decode(&mut self.written, u32::MAX).expect("acks frame") {
+            assert_eq!(packet.frame_len(), ACK_FRAME_LEN);
             let (kind, id, _) = self
                 .requests
                 .get(self.acks)
@@ -348,14 +564,23 @@ impl Harness {
         }
     }
 
-    /// The peer closes: answer and flush everything; the connection must end.
+    /// The peer closes: answer and flush everything, reading while the
+    /// connection wants to (a lingering one sees the EOF again); the
+    /// connection must end.
     fn finish(&mut self) {
-        self.conn.handle_eof(self.now);
+        self.eof();
         self.drain_events();
         self.check();
         for _ in 0..100_000 {
             if self.conn.is_closed() {
                 break;
+            }
+            if matches!(self.seen, Seen::Lingering { .. }) {
+                // A driver reading a socket after the peer's FIN gets EOF.
+                self.eof();
+                self.drain_events();
+                self.check();
+                continue;
             }
             let progress = !self.outstanding.is_empty() || !self.conn.transmit_buf().is_empty();
             assert!(progress, "stuck open: {:?}", self.conn);
@@ -374,9 +599,16 @@ impl Harness {
             self.conn
         );
         let reason = self.conn.close_reason().expect("closed with a reason");
-        if matches!(reason, CloseReason::WriteStall { .. }) {
-            assert!(self.dropped_output, "a write stall without output pending");
-        } else if !self.dropped_output {
+        if !self.cut {
+            assert!(
+                !matches!(
+                    reason,
+                    CloseReason::WriteStall { .. }
+                        | CloseReason::ShutdownDeadline { .. }
+                        | CloseReason::Io { .. }
+                ),
+                "{reason:?} without a cut"
+            );
             assert_eq!(
                 self.acks,
                 self.requests.len(),
