@@ -586,9 +586,14 @@ fn commands(tools: &Tools, duration: u64) -> Vec<String> {
              -t set -d BYTES above 32 B; -s PATH for Unix"
         ));
     }
-    c.push(
-        "# memory: every server with --max-connections 11000 (redis: --maxclients 11000)".into(),
-    );
+    c.push(format!(
+        "# memory: every {}server with --max-connections 11000 (redis: --maxclients 11000)",
+        if tools.baseline_dir.is_some() {
+            "current-build "
+        } else {
+            ""
+        }
+    ));
     c
 }
 

@@ -308,7 +308,7 @@ pub fn render(meta: &Meta, results: &Results, memory: &[MemoryResult]) -> String
          - Server CPU: utime + stime of the server process (all threads) from \
          `/proc/PID/stat` before and after the load, divided by the requests served.\n\
          - × Redis and × adapter-tokio: req/s ratio, the median of the ratios taken within \
-         each run.\n",
+         each run.",
         meta.duration_secs, meta.runs
     );
     if let Some(b) = &meta.baseline {
@@ -317,9 +317,10 @@ pub fn render(meta: &Meta, results: &Results, memory: &[MemoryResult]) -> String
             "- `(baseline)` servers: the same adapters run from `{b}` (an earlier build), \
              started, loaded and stopped like the others and interleaved with them in every \
              run, each right after its current twin; the load generator is this build's. \
-             Memory is measured for the current build only.\n"
+             Memory is measured for the current build only."
         );
     }
+    let _ = writeln!(w);
     let _ = writeln!(
         w,
         "Commands (`PORT`, `PATH`, `C`, `P`, `N` vary by point):\n"
@@ -826,6 +827,10 @@ mod tests {
         let md = render(&m, &r, &[]);
         assert!(md.contains("## Against the baseline"), "{md}");
         assert!(md.contains("| baseline binaries | `/base/release` |"));
+        assert!(
+            md.contains("within each run.\n- `(baseline)` servers: the same adapters run from `/base/release`"),
+            "{md}"
+        );
         assert!(
             md.contains(
                 "**2 of 4 point × adapter pairs more than 5% slower than the baseline; 1 without a \
