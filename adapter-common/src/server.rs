@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt as _, StreamExt as _};
 use protocol::{
     AckResult, CloseReason, RequestHandle, ServerConfig, ServerConnection, ServerEvent,
 };
@@ -138,10 +138,9 @@ impl<R: Runtime, H: Handler> Server<R, H> {
                     };
                     let conn = ServerConnection::new(options.config.clone(), Instant::now());
                     let task = serve(rt.clone(), socket, conn, Arc::clone(&handler), signal);
-                    rt.spawn(async move {
-                        let (stats, reason) = task.await;
-                        admission.finish(&stats, &reason);
-                    });
+                    // `map`, not an async block awaiting `task`: that holds
+                    // the connection's state twice (its resident memory).
+                    rt.spawn(task.map(move |(stats, reason)| admission.finish(&stats, &reason)));
                 }
                 Some(Err(e)) => {
                     let delay = supervisor.accept_failed(&e, &mut backoff);
@@ -173,110 +172,116 @@ impl<R: Runtime, H: Handler> Server<R, H> {
 /// FIN; stop at the end); write what is pending; read while the core wants
 /// input (yielding after a budget, so a flooding peer starves no one);
 /// arm the one timer. Returns the connection's counters and why it ended.
-pub async fn serve<R: Runtime, H: Handler>(
+///
+/// An `async` block, not an `async fn`: an `async fn` keeps its arguments
+/// (the core among them) twice in its state.
+#[allow(clippy::manual_async_fn)]
+pub fn serve<R: Runtime, H: Handler>(
     rt: R,
     mut socket: R::Socket,
     mut conn: ServerConnection,
     handler: Arc<H>,
     shutdown: Arc<Signal>,
-) -> (protocol::ConnectionStats, CloseReason) {
-    let mut timer = Deadline::default();
-    let mut closing = false;
-    // Created on the first async answer: a connection whose handler always
-    // answers at once never allocates it.
-    let mut later = None;
-    let reason = poll_fn(|cx| {
-        let mut reads = 0;
-        let mut read_bytes = 0;
-        loop {
-            if !closing && let Poll::Ready(deadline) = shutdown.poll(cx) {
-                closing = true;
-                conn.close(Instant::now(), Some(deadline));
-            }
-            let now = Instant::now();
-            while let Some(event) = conn.poll_event() {
-                match event {
-                    ServerEvent::Request(req) => {
-                        tracing::debug!(kind = ?req.kind, id = %req.id, len = req.payload.len(), "request");
-                        let handle = req.handle;
-                        match handler.handle(req) {
-                            Reply::Now(result) => respond(&mut conn, handle, result, now),
-                            Reply::Later(fut) => later
-                                .get_or_insert_with(FuturesUnordered::new)
-                                .push(async move { (handle, fut.await) }),
+) -> impl Future<Output = (protocol::ConnectionStats, CloseReason)> {
+    async move {
+        let mut timer = Deadline::default();
+        let mut closing = false;
+        // Created on the first async answer: a connection whose handler always
+        // answers at once never allocates it.
+        let mut later = None;
+        let reason = poll_fn(|cx| {
+            let mut reads = 0;
+            let mut read_bytes = 0;
+            loop {
+                if !closing && let Poll::Ready(deadline) = shutdown.poll(cx) {
+                    closing = true;
+                    conn.close(Instant::now(), Some(deadline));
+                }
+                let now = Instant::now();
+                while let Some(event) = conn.poll_event() {
+                    match event {
+                        ServerEvent::Request(req) => {
+                            tracing::debug!(kind = ?req.kind, id = %req.id, len = req.payload.len(), "request");
+                            let handle = req.handle;
+                            match handler.handle(req) {
+                                Reply::Now(result) => respond(&mut conn, handle, result, now),
+                                Reply::Later(fut) => later
+                                    .get_or_insert_with(FuturesUnordered::new)
+                                    .push(async move { (handle, fut.await) }),
+                            }
                         }
+                        ServerEvent::ShutdownWrite => socket.shutdown_write(),
+                        ServerEvent::Closed(reason) => return Poll::Ready(reason),
                     }
-                    ServerEvent::ShutdownWrite => socket.shutdown_write(),
-                    ServerEvent::Closed(reason) => return Poll::Ready(reason),
                 }
-            }
-            if let Some(pending) = later.as_mut() {
-                let mut answered = false;
-                while let Poll::Ready(Some((handle, result))) = pending.poll_next_unpin(cx) {
-                    respond(&mut conn, handle, result, now);
-                    answered = true;
-                }
-                if pending.is_empty() {
-                    later = None;
-                }
-                if answered {
-                    continue;
-                }
-            }
-            match poll_write_step(
-                &mut socket,
-                cx,
-                &mut conn,
-                ServerConnection::transmit_buf,
-                |c, n| c.handle_written(n, now),
-            ) {
-                // Progress may have reopened input: drain again.
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => {
-                    conn.handle_io_error(e.kind());
-                    continue;
-                }
-            }
-            if conn.wants_input() {
-                if reads >= READ_BUDGET || read_bytes >= READ_BYTES_BUDGET {
-                    // Input never ran out this turn: the timer still counts.
-                    if timer.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
-                        conn.handle_timeout(now);
+                if let Some(pending) = later.as_mut() {
+                    let mut answered = false;
+                    while let Poll::Ready(Some((handle, result))) = pending.poll_next_unpin(cx) {
+                        respond(&mut conn, handle, result, now);
+                        answered = true;
+                    }
+                    if pending.is_empty() {
+                        later = None;
+                    }
+                    if answered {
                         continue;
                     }
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
                 }
-                match poll_read_step(&mut socket, cx, conn.input_buffer()) {
-                    Poll::Ready(Ok(0)) => conn.handle_eof(now),
-                    Poll::Ready(Ok(n)) => {
-                        reads += 1;
-                        read_bytes += n;
-                        conn.handle_input_appended(n, now);
+                match poll_write_step(
+                    &mut socket,
+                    cx,
+                    &mut conn,
+                    ServerConnection::transmit_buf,
+                    |c, n| c.handle_written(n, now),
+                ) {
+                    // Progress may have reopened input: drain again.
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => {
+                        conn.handle_io_error(e.kind());
+                        continue;
                     }
-                    Poll::Ready(Err(e)) => conn.handle_io_error(e.kind()),
-                    // Stale readiness: give back the buffer just reserved.
-                    Poll::Pending => {
-                        conn.handle_input_appended(0, now);
+                }
+                if conn.wants_input() {
+                    if reads >= READ_BUDGET || read_bytes >= READ_BYTES_BUDGET {
+                        // Input never ran out this turn: the timer still counts.
                         if timer.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
                             conn.handle_timeout(now);
                             continue;
                         }
+                        cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
+                    match poll_read_step(&mut socket, cx, conn.input_buffer()) {
+                        Poll::Ready(Ok(0)) => conn.handle_eof(now),
+                        Poll::Ready(Ok(n)) => {
+                            reads += 1;
+                            read_bytes += n;
+                            conn.handle_input_appended(n, now);
+                        }
+                        Poll::Ready(Err(e)) => conn.handle_io_error(e.kind()),
+                        // Stale readiness: give back the buffer just reserved.
+                        Poll::Pending => {
+                            conn.handle_input_appended(0, now);
+                            if timer.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
+                                conn.handle_timeout(now);
+                                continue;
+                            }
+                            return Poll::Pending;
+                        }
+                    }
+                    continue;
                 }
-                continue;
+                if timer.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
+                    conn.handle_timeout(now);
+                    continue;
+                }
+                return Poll::Pending;
             }
-            if timer.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
-                conn.handle_timeout(now);
-                continue;
-            }
-            return Poll::Pending;
-        }
-    })
-    .await;
-    (conn.stats(), reason)
+        })
+        .await;
+        (conn.stats(), reason)
+    }
 }
 
 fn respond(conn: &mut ServerConnection, handle: RequestHandle, result: AckResult, now: Instant) {
