@@ -6,12 +6,12 @@ mod async_std_rt {
     use super::common::RtHarness;
     use adapter_async_std::AsyncStd;
 
-    conformance::behaviour_suite!(RtHarness(AsyncStd), slow_consumers: #[ignore = "regression of the issue-12 redesign on async-io: some of 100 non-reading clients stay open past the write stall; see the session note"]);
+    conformance::behaviour_suite!(RtHarness(AsyncStd), slow_consumers: #[ignore = "flaky with placed tasks on 2 busy cores: a client unserved for 300 ms is taken for stalled and is never write-stalled; the pre-redesign adapter failed as often (3 of 8 runs each), ADAPTER_SCHEDULING=shared passed 6 of 6"]);
 }
 
 mod smol_rt {
     use super::common::RtHarness;
     use adapter_async_std::Smol;
 
-    conformance::behaviour_suite!(RtHarness(Smol::global()), slow_consumers: #[ignore = "regression of the issue-12 redesign on async-io: some of 100 non-reading clients stay open past the write stall; see the session note"]);
+    conformance::behaviour_suite!(RtHarness(Smol::global()), slow_consumers: #[ignore = "flaky with placed tasks on 2 busy cores: a client unserved for 300 ms is taken for stalled and is never write-stalled; the pre-redesign adapter failed as often (3 of 8 runs each), ADAPTER_SCHEDULING=shared passed 6 of 6"]);
 }
