@@ -8,14 +8,18 @@ use protocol::Packet;
 
 pub use adapter_common::codec::{CodecError, FrameCodec};
 
-/// Packets to and from frames for `asynchronous_codec::Framed`.
+/// Packets to and from frames for `asynchronous_codec::Framed`, e.g. the
+/// acks a server sends, read from any `futures-io` stream:
 ///
-/// ```
-/// use adapter_async_std::PacketCodec;
-/// use asynchronous_codec::Decoder;
-/// let mut codec = PacketCodec::new(1024);
-/// let mut buf = bytes::BytesMut::from(&[0, 0, 0, 4][..]);
-/// assert!(codec.decode(&mut buf).is_err()); // a length below 5: refused
+/// ```no_run
+/// # async fn acks(stream: async_io::Async<std::net::TcpStream>) -> Result<(), adapter_async_std::CodecError> {
+/// use futures_lite::StreamExt as _;
+/// let mut packets = asynchronous_codec::FramedRead::new(stream, adapter_async_std::PacketCodec::default());
+/// while let Some(packet) = packets.next().await {
+///     println!("{:?}", packet?);
+/// }
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PacketCodec(pub FrameCodec);

@@ -278,7 +278,8 @@ fn raise_nofile(want: u64) -> bool {
 
 /// 10,000 idle connections: under 2 KiB resident each in the server.
 /// Ignored by default: it needs ~11,000 file descriptors in this process and in the server. Run with
-/// `cargo test -p adapter-async-std --release --test binary -- --ignored --nocapture`.
+/// `cargo test -p adapter-async-std --release --test binary -- --ignored --nocapture --test-threads=1`
+/// (one at a time: both at once need twice the descriptors).
 fn idle_connections_cost_under_2_kib_each(runtime: &str) {
     const CONNS: usize = 10_000;
     assert!(
