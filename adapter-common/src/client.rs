@@ -426,16 +426,14 @@ async fn drive<R: Runtime>(rt: R, mut socket: R::Socket, shared: Arc<Shared>) {
             }
             if reads < READ_BUDGET {
                 let core = st.core.conn();
-                match poll_read_step(&mut socket, cx, core.input_buffer()) {
+                match poll_read_step(&mut socket, cx, core, now) {
                     Poll::Ready(Ok(0)) => core.handle_eof(now),
-                    Poll::Ready(Ok(n)) => {
+                    Poll::Ready(Ok(_)) => {
                         reads += 1;
                         got_input = true;
-                        core.handle_input_appended(n, now);
                     }
                     Poll::Ready(Err(e)) => st.core.fail(e),
                     Poll::Pending => {
-                        core.handle_input_appended(0, now);
                         let at = core.poll_timeout();
                         if timer.poll(cx, &rt, at, now).is_ready() {
                             st.core.conn().handle_timeout(now);

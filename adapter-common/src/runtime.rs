@@ -153,20 +153,57 @@ pub const READ_BUDGET: usize = 16;
 /// Bytes read in one turn before the task yields.
 pub const READ_BYTES_BUDGET: usize = 64 * 1024;
 
-/// The readiness step both drivers share: if the core wants input, wait
-/// for readiness without a buffer and read into the core's buffer
-/// (`input`); give the buffer back (`appended(0)`) when the readiness was
-/// stale. `Ready(Ok(0))` is end of stream; `Pending`: nothing came.
-pub fn poll_read_step<S: Socket>(
+/// A connection core's receive side, as the read step needs it (both
+/// [`protocol::ServerConnection`] and [`protocol::ClientConnection`]).
+pub trait Input {
+    /// The core's receive buffer, with room to read into.
+    fn input_buffer(&mut self) -> &mut BytesMut;
+    /// `n` bytes were appended to it (0: give an empty buffer back).
+    fn appended(&mut self, n: usize, now: Instant);
+}
+
+impl Input for protocol::ServerConnection {
+    fn input_buffer(&mut self) -> &mut BytesMut {
+        protocol::ServerConnection::input_buffer(self)
+    }
+    fn appended(&mut self, n: usize, now: Instant) {
+        self.handle_input_appended(n, now);
+    }
+}
+
+impl Input for protocol::ClientConnection {
+    fn input_buffer(&mut self) -> &mut BytesMut {
+        protocol::ClientConnection::input_buffer(self)
+    }
+    fn appended(&mut self, n: usize, now: Instant) {
+        self.handle_input_appended(n, now);
+    }
+}
+
+/// The read step every driver shares: wait for readiness without a
+/// buffer, and only then read into the core's buffer and hand the bytes
+/// to the core. `Ready(Ok(n))`: `n` bytes were handed over; `Ready(Ok(0))`
+/// is end of stream (the caller tells the core); `Pending`: nothing came
+/// (after stale readiness the buffer just reserved is given back), so a
+/// waiting connection holds no buffer and reserves none.
+pub fn poll_read_step<S: Socket, C: Input>(
     socket: &mut S,
     cx: &mut Context<'_>,
-    input: &mut BytesMut,
+    core: &mut C,
+    now: Instant,
 ) -> Poll<io::Result<usize>> {
     match socket.poll_read_ready(cx) {
-        Poll::Ready(Ok(())) => socket.poll_read_into(cx, input),
-        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-        Poll::Pending => Poll::Pending,
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+        Poll::Pending => return Poll::Pending,
     }
+    let read = socket.poll_read_into(cx, core.input_buffer());
+    match read {
+        Poll::Ready(Ok(n)) if n > 0 => core.appended(n, now),
+        Poll::Pending => core.appended(0, now),
+        _ => {}
+    }
+    read
 }
 
 /// Writes what `pending` holds until it is empty or the socket is full;

@@ -192,11 +192,14 @@ pub fn serve<R: Runtime, H: Handler>(
         let reason = poll_fn(|cx| {
             let mut reads = 0;
             let mut read_bytes = 0;
+            // Once per poll (a connection that never runs out of input still
+            // yields, so it sees it): the waker registered here wakes the
+            // task when the shutdown comes later.
+            if !closing && let Poll::Ready(deadline) = shutdown.poll(cx) {
+                closing = true;
+                conn.close(Instant::now(), Some(deadline));
+            }
             loop {
-                if !closing && let Poll::Ready(deadline) = shutdown.poll(cx) {
-                    closing = true;
-                    conn.close(Instant::now(), Some(deadline));
-                }
                 let now = Instant::now();
                 while let Some(event) = conn.poll_event() {
                     match event {
@@ -252,17 +255,14 @@ pub fn serve<R: Runtime, H: Handler>(
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    match poll_read_step(&mut socket, cx, conn.input_buffer()) {
+                    match poll_read_step(&mut socket, cx, &mut conn, now) {
                         Poll::Ready(Ok(0)) => conn.handle_eof(now),
                         Poll::Ready(Ok(n)) => {
                             reads += 1;
                             read_bytes += n;
-                            conn.handle_input_appended(n, now);
                         }
                         Poll::Ready(Err(e)) => conn.handle_io_error(e.kind()),
-                        // Stale readiness: give back the buffer just reserved.
                         Poll::Pending => {
-                            conn.handle_input_appended(0, now);
                             if timer.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
                                 conn.handle_timeout(now);
                                 continue;

@@ -438,15 +438,14 @@ impl Job {
                 failure = Some(format!("write failed: {e}"));
                 return Poll::Ready(());
             }
-            match poll_read_step(&mut socket, cx, conn.input_buffer()) {
+            match poll_read_step(&mut socket, cx, &mut conn, now) {
                 Poll::Ready(Ok(0)) => conn.handle_eof(now),
-                Poll::Ready(Ok(n)) => conn.handle_input_appended(n, now),
+                Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => {
                     failure = Some(format!("socket error: {e}"));
                     return Poll::Ready(());
                 }
                 Poll::Pending => {
-                    conn.handle_input_appended(0, now);
                     let until = match self.plan {
                         Plan::Until(at) if !closing => Some(at),
                         _ => None,
