@@ -56,12 +56,6 @@ pub use timeouts::{
 #[macro_export]
 macro_rules! behaviour_suite {
     ($harness:expr) => {
-        $crate::behaviour_suite!($harness, slow_consumers: );
-    };
-    // `slow_consumers: #[ignore = "why"]` marks that one scenario as a
-    // known regression of an adapter: it still shows in every run, ignored
-    // with its reason, and `cargo test -- --ignored` runs it.
-    ($harness:expr, slow_consumers: $(#[$slow:meta])*) => {
         $crate::behaviour_suite!(@tests $harness;
             // 1. basic connect / request / response
             basic_tcp_request_response_matches_the_seed_bytes,
@@ -107,13 +101,12 @@ macro_rules! behaviour_suite {
         // in it): each runs alone in a child process, see `process::run_alone`.
         $crate::behaviour_suite!(@alone $harness;
             huge_declared_lengths_cost_no_memory,
-            $(#[$slow])* slow_consumers_are_bounded_and_closed_by_write_stall,
+            slow_consumers_are_bounded_and_closed_by_write_stall,
         );
     };
-    (@alone $harness:expr; $($(#[$m:meta])* $scenario:ident),* $(,)?) => {
+    (@alone $harness:expr; $($scenario:ident),* $(,)?) => {
         $(
             #[test]
-            $(#[$m])*
             fn $scenario() {
                 let _turn = $crate::process::exclusive_turn();
                 $crate::process::run_alone(
