@@ -44,6 +44,22 @@ impl EndpointArgs {
     }
 }
 
+/// The commands every adapter's binary has, with one help text each (an
+/// adapter adds its own next to them with `#[command(flatten)]`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Run the seed's server: every request is acked with result 0 (with
+    /// --require-conn, Submits get 1 until a Conn was acked). One log line
+    /// per connection, totals on shutdown; SIGINT/SIGTERM shut it down
+    /// gracefully (a second one exits at once, status 130).
+    Serve(ServeArgs),
+    /// Send each MESSAGE as a Submit (after a Conn with --conn), pipelined
+    /// on one connection, and print each ack in order. Exit status: 0 all
+    /// acks ok, 1 some ack result was not 0, 2 connection or protocol
+    /// error, or timeout.
+    Submit(SubmitArgs),
+}
+
 /// `serve`: run the seed's server (every Submit acked with result 0).
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {

@@ -324,3 +324,15 @@ impl<H: Handler> Connection<H> {
         }
     }
 }
+
+impl<H: Handler> adapter_common::cli::Served for Server<H> {
+    fn local_endpoint(&self) -> &Endpoint {
+        Server::local_endpoint(self)
+    }
+    fn shutdown_handle(&self) -> ShutdownHandle {
+        Server::shutdown_handle(self)
+    }
+    fn totals(&self) -> Arc<ServerTotals> {
+        Server::totals(self)
+    }
+}

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use adapter_async_std::runtime::BlockOn;
 use adapter_async_std::{AckAll, Server};
-use adapter_common::cli::{ServeArgs, SubmitArgs, serve_main, submit_main};
-use clap::{Parser, Subcommand};
+use adapter_common::cli::{self, serve_main, submit_main};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 const RUNTIME_HELP: &str = "\
 Runtime: set ADAPTER_RUNTIME=async-std or ADAPTER_RUNTIME=smol (default: \
@@ -30,27 +30,7 @@ const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 ))]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the seed's server: every request is acked with result 0 (with
-    /// --require-conn, Submits are refused until a Conn).
-    #[command(long_about = format!(
-        "Run the seed's server: every request is acked with result 0 (with --require-conn, \
-         Submits are refused until a Conn). SIGINT/SIGTERM shut it down gracefully; a second \
-         signal exits at once, cutting the connections.\n\n{RUNTIME_HELP}"
-    ))]
-    Serve(ServeArgs),
-    /// Send each MESSAGE as a Submit and print each ack, in order (exit 1
-    /// if any ack is not ok, 2 on a connection or protocol error).
-    #[command(long_about = format!(
-        "Send each MESSAGE as a Submit (after a Conn with --conn) and print each ack, in \
-         order. Exit code 1 if any ack's result is not 0, 2 on a connection or protocol \
-         error or a timeout.\n\n{RUNTIME_HELP}"
-    ))]
-    Submit(SubmitArgs),
+    command: cli::Command,
 }
 
 /// The runtime `ADAPTER_RUNTIME` names.
@@ -67,7 +47,14 @@ fn choose_runtime() -> Result<&'static str, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Each command's --help says how the runtime is chosen, too.
+    let command = Cli::command()
+        .mut_subcommand("serve", |c| c.after_long_help(RUNTIME_HELP))
+        .mut_subcommand("submit", |c| c.after_long_help(RUNTIME_HELP));
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match choose_runtime() {
         #[cfg(feature = "async-std")]
         Ok("async-std") => run(adapter_async_std::AsyncStd, cli.command),
@@ -87,9 +74,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run<R: BlockOn>(rt: R, command: Command) -> ExitCode {
+fn run<R: BlockOn>(rt: R, command: cli::Command) -> ExitCode {
     match command {
-        Command::Serve(args) => serve_main(
+        cli::Command::Serve(args) => serve_main(
             &args,
             DEFAULT_MAX_CONNECTIONS,
             |endpoint, options| {
@@ -98,6 +85,6 @@ fn run<R: BlockOn>(rt: R, command: Command) -> ExitCode {
             },
             |server| rt.block_on(server.run()),
         ),
-        Command::Submit(args) => rt.block_on(submit_main(&rt, &args)),
+        cli::Command::Submit(args) => rt.block_on(submit_main(&rt, &args)),
     }
 }

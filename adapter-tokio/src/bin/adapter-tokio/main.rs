@@ -4,7 +4,7 @@ mod bench;
 
 use std::process::ExitCode;
 
-use adapter_common::cli::{ServeArgs, SubmitArgs, serve_main, submit_main};
+use adapter_common::cli::{self, serve_main, submit_main};
 use adapter_tokio::{AckAll, Server, Tokio};
 use bench::BenchArgs;
 use clap::{Parser, Subcommand};
@@ -20,15 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the seed's server: every request is acked with result 0 (with
-    /// --require-conn, Submits get 1 until a Conn was acked). One log line
-    /// per connection, totals on shutdown; SIGINT/SIGTERM shut down
-    /// gracefully (a second one exits at once).
-    Serve(ServeArgs),
-    /// Send each MESSAGE as a Submit (pipelined on one connection) and
-    /// print each ack in order. Exit status: 0 all acks ok, 1 some ack
-    /// result was not 0, 2 connection or protocol error, or timeout.
-    Submit(SubmitArgs),
+    #[command(flatten)]
+    Common(cli::Command),
     /// Load generator: CONNS connections each keep PIPELINE requests in
     /// flight; every ack is checked (id, order, result). Prints requests,
     /// errors, req/s, MB/s and latency percentiles. Exit status: 0 clean,
@@ -38,7 +31,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match runtime(matches!(cli.command, Command::Serve(_) | Command::Bench(_))) {
+    let serving = matches!(cli.command, Command::Common(cli::Command::Serve(_)));
+    let rt = match runtime(serving || matches!(cli.command, Command::Bench(_))) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the tokio runtime: {e}");
@@ -46,7 +40,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(args) => {
+        Command::Common(cli::Command::Serve(args)) => {
             let _inside = rt.enter();
             serve_main(
                 &args,
@@ -55,7 +49,7 @@ fn main() -> ExitCode {
                 |server| rt.block_on(server.run()),
             )
         }
-        Command::Submit(args) => rt.block_on(submit_main(&Tokio, &args)),
+        Command::Common(cli::Command::Submit(args)) => rt.block_on(submit_main(&Tokio, &args)),
         Command::Bench(args) => bench(&rt, &args),
     }
 }
