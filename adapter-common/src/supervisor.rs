@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,37 +37,31 @@ pub trait Control: Send + Sync + 'static {
 /// every poll (an atomic load), wakes the task that waits on it.
 #[derive(Debug, Default)]
 pub struct Signal {
-    set: AtomicBool,
-    deadline: Mutex<Option<Instant>>,
+    deadline: OnceLock<Instant>,
     waker: AtomicWaker,
 }
 
 impl Signal {
     /// Sets the signal (the first deadline wins) and wakes the waiter.
     pub fn set(&self, deadline: Instant) {
-        {
-            let mut d = self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
-            d.get_or_insert(deadline);
-        }
-        self.set.store(true, Ordering::Release);
+        let _ = self.deadline.set(deadline);
         self.waker.wake();
     }
 
     /// True once set.
     pub fn is_set(&self) -> bool {
-        self.set.load(Ordering::Acquire)
+        self.deadline.get().is_some()
     }
 
     /// `Ready(deadline)` once set; else registers the task to be woken.
     pub fn poll(&self, cx: &mut Context<'_>) -> Poll<Instant> {
-        if !self.is_set() {
-            self.waker.register(cx.waker());
-            if !self.is_set() {
-                return Poll::Pending;
-            }
+        if let Some(d) = self.deadline.get() {
+            return Poll::Ready(*d);
         }
-        let d = *self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
-        Poll::Ready(d.unwrap_or_else(Instant::now))
+        self.waker.register(cx.waker());
+        self.deadline
+            .get()
+            .map_or(Poll::Pending, |d| Poll::Ready(*d))
     }
 }
 

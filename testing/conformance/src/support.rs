@@ -630,20 +630,25 @@ impl TestClient {
                     );
                 }
             }
-            if self.recv[..ACK_FRAME_LEN] != want {
-                let id = MessageId(want[5..13].try_into().unwrap_or_default());
-                // Decode it to say what it is.
-                let got = self.read_answer(PROMPT, &"an ack");
-                panic!(
-                    "{}: ack #{} of the run: expected SubmitAck for id {id} with result 0 (ok), got {got}",
-                    self.name,
-                    i + 1
-                );
-            }
-            self.recv.advance(ACK_FRAME_LEN);
-            self.acks_read += 1;
-            increment_digits(&mut want[5..13]);
+            self.take_run_ack(&mut want, i + 1);
         }
+    }
+
+    /// Takes the whole ack at the head of the buffer, which must be `want`
+    /// (the `nth` of a run), and moves `want` on to the next id.
+    fn take_run_ack(&mut self, want: &mut [u8; ACK_FRAME_LEN], nth: u64) {
+        if self.recv[..ACK_FRAME_LEN] != *want {
+            let id = MessageId(want[5..13].try_into().unwrap_or_default());
+            // Decode it to say what it is.
+            let got = self.read_answer(PROMPT, &"an ack");
+            panic!(
+                "{}: ack #{nth} of the run: expected SubmitAck for id {id} with result 0 (ok), got {got}",
+                self.name
+            );
+        }
+        self.recv.advance(ACK_FRAME_LEN);
+        self.acks_read += 1;
+        increment_digits(&mut want[5..13]);
     }
 
     /// Reads SubmitAcks for the ids `first`, `first + 1`, ... (each with
@@ -667,19 +672,8 @@ impl TestClient {
         let mut owed_since: Option<Instant> = None;
         loop {
             while self.recv.len() >= ACK_FRAME_LEN {
-                if self.recv[..ACK_FRAME_LEN] != want {
-                    let id = MessageId(want[5..13].try_into().unwrap_or_default());
-                    let got = self.read_answer(PROMPT, &"an ack");
-                    panic!(
-                        "{}: ack #{} of the run: expected SubmitAck for id {id} with result 0 (ok), got {got}",
-                        self.name,
-                        n + 1
-                    );
-                }
-                self.recv.advance(ACK_FRAME_LEN);
-                self.acks_read += 1;
                 n += 1;
-                increment_digits(&mut want[5..13]);
+                self.take_run_ack(&mut want, n);
             }
             // Read `done` before `sent`: once done, `sent` is final.
             let finished = done();
