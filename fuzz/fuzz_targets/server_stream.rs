@@ -39,11 +39,6 @@ const LOW_WATER: usize = 1024;
 const MAX_PENDING: usize = 16;
 /// The most an adapter reads in one go (the core's largest growth step).
 const MAX_CHUNK: usize = 64 * 1024;
-/// A known core bug, reported: a decode error found after the peer's EOF,
-/// in input buffered behind backpressure, makes the server linger (its
-/// `stop()` forgets the EOF; regressions/server_stream/
-/// decode-error-after-eof-lingers). Set to false once fixed.
-const KNOWN_BUG_EOF_THEN_DECODE_ERROR_LINGERS: bool = true;
 /// Handles for bogus answers, taken from another connection.
 const DONOR_HANDLES: usize = 256;
 
@@ -454,13 +449,8 @@ impl Harness {
                 ServerEvent::ShutdownWrite => {
                     assert_eq!(self.seen, Seen::Conversing, "ShutdownWrite after {:?}", self.seen);
                     assert!(self.linger_on(), "lingering with lingering off");
-                    let known_bug = KNOWN_BUG_EOF_THEN_DECODE_ERROR_LINGERS
-                        && matches!(
-                            self.conn.close_reason(),
-                            Some(CloseReason::Decode(_) | CloseReason::UnexpectedPacket { .. })
-                        );
                     assert!(
-                        !self.peer_eof || known_bug,
+                        !self.peer_eof,
                         "lingering after the peer's EOF ({:?})",
                         self.conn.close_reason()
                     );

@@ -115,6 +115,9 @@ pub struct ServerConnection {
     phase: Phase,
     /// A graceful close must be over by then (server shutdown).
     deadline: Option<Instant>,
+    /// The peer sent FIN (kept apart from `input`, which an error found in
+    /// what was buffered before the FIN overwrites): no lingering then.
+    peer_eof: bool,
     refused: u64,
 }
 
@@ -136,6 +139,7 @@ impl ServerConnection {
             reason: None,
             phase: Phase::Conversing,
             deadline: None,
+            peer_eof: false,
             refused: 0,
         }
     }
@@ -194,6 +198,7 @@ impl ServerConnection {
         }
         if self.input == Input::Open {
             self.input = Input::Eof;
+            self.peer_eof = true;
             self.process(now);
         }
     }
@@ -417,7 +422,7 @@ impl ServerConnection {
     fn finish(&mut self, now: Instant) {
         self.io.discard_input();
         self.io.discard_output();
-        let peer_done = self.input == Input::Eof
+        let peer_done = self.peer_eof
             || matches!(
                 self.reason,
                 Some(CloseReason::PeerClosed | CloseReason::TruncatedFrame { .. })
