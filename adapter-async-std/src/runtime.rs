@@ -52,9 +52,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use adapter_common::runtime::Input;
 use adapter_common::{Endpoint, Net, SocketOptions, StdListener, StdStream, configure_tcp};
 use async_io::Async;
-use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
 
 #[cfg(feature = "async-std")]
@@ -129,10 +129,14 @@ impl adapter_common::Socket for AsyncIoSocket {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_read_into(
+    /// It reads into this thread's scratch buffer and copies what came into
+    /// the core: the core's buffer is never reserved for a read that may
+    /// find nothing, and holds exactly the bytes that came.
+    fn poll_read_into<C: Input>(
         &mut self,
         cx: &mut Context<'_>,
-        buf: &mut BytesMut,
+        core: &mut C,
+        now: Instant,
     ) -> Poll<io::Result<usize>> {
         let io = &self.io;
         let read = with_scratch(|scratch| {
@@ -140,7 +144,9 @@ impl adapter_common::Socket for AsyncIoSocket {
                 match Pin::new(&mut &*io).poll_read(cx, scratch) {
                     Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                     Poll::Ready(Ok(n)) => {
-                        buf.extend_from_slice(&scratch[..n]);
+                        if let Some(data) = scratch.get(..n).filter(|d| !d.is_empty()) {
+                            core.input(data, now);
+                        }
                         return Poll::Ready(Ok((n, scratch.len())));
                     }
                     other => return other.map_ok(|n| (n, n)),

@@ -50,6 +50,41 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = io::Result<Self::Socket>> + Send;
 }
 
+/// A connection core's receive side, as the read step needs it (both
+/// [`protocol::ServerConnection`] and [`protocol::ClientConnection`]).
+pub trait Input {
+    /// The core's receive buffer, with room to read into.
+    fn input_buffer(&mut self) -> &mut BytesMut;
+    /// `n` bytes were appended to it (0: give an empty buffer back).
+    fn appended(&mut self, n: usize, now: Instant);
+    /// Bytes read elsewhere, copied in (exactly them: no read-sized reservation).
+    fn input(&mut self, data: &[u8], now: Instant);
+}
+
+impl Input for protocol::ServerConnection {
+    fn input_buffer(&mut self) -> &mut BytesMut {
+        protocol::ServerConnection::input_buffer(self)
+    }
+    fn appended(&mut self, n: usize, now: Instant) {
+        self.handle_input_appended(n, now);
+    }
+    fn input(&mut self, data: &[u8], now: Instant) {
+        self.handle_input(data, now);
+    }
+}
+
+impl Input for protocol::ClientConnection {
+    fn input_buffer(&mut self) -> &mut BytesMut {
+        protocol::ClientConnection::input_buffer(self)
+    }
+    fn appended(&mut self, n: usize, now: Instant) {
+        self.handle_input_appended(n, now);
+    }
+    fn input(&mut self, data: &[u8], now: Instant) {
+        self.handle_input(data, now);
+    }
+}
+
 /// A connected non-blocking stream as the drivers use it. Reading is in
 /// two steps so that a connection waiting for input holds no buffer: wait
 /// for readiness without one, then read into the core's input buffer.
@@ -57,13 +92,16 @@ pub trait Socket: Send + Unpin + 'static {
     /// Ready once the socket may have input, an end of stream or an error;
     /// while pending, the task is woken when that changes.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-    /// Reads once, appending to `buf`: `Ready(Ok(0))` is end of stream;
-    /// `Pending` means the readiness was stale (now cleared, the task
-    /// registered) and nothing was read.
-    fn poll_read_into(
+    /// Reads once and hands what came to `core` (in place, into its
+    /// [`Input::input_buffer`], or as a copy through [`Input::input`]):
+    /// `Ready(Ok(n))`, `n` bytes handed over; `Ready(Ok(0))`, end of stream
+    /// (nothing handed over); `Pending`, the readiness was stale (now
+    /// cleared, the task registered) and the core holds no buffer for it.
+    fn poll_read_into<C: Input>(
         &mut self,
         cx: &mut Context<'_>,
-        buf: &mut BytesMut,
+        core: &mut C,
+        now: Instant,
     ) -> Poll<io::Result<usize>>;
     /// Writes once; `Pending` when the socket buffer is full (the task is
     /// woken when it has room).
@@ -153,39 +191,11 @@ pub const READ_BUDGET: usize = 16;
 /// Bytes read in one turn before the task yields.
 pub const READ_BYTES_BUDGET: usize = 64 * 1024;
 
-/// A connection core's receive side, as the read step needs it (both
-/// [`protocol::ServerConnection`] and [`protocol::ClientConnection`]).
-pub trait Input {
-    /// The core's receive buffer, with room to read into.
-    fn input_buffer(&mut self) -> &mut BytesMut;
-    /// `n` bytes were appended to it (0: give an empty buffer back).
-    fn appended(&mut self, n: usize, now: Instant);
-}
-
-impl Input for protocol::ServerConnection {
-    fn input_buffer(&mut self) -> &mut BytesMut {
-        protocol::ServerConnection::input_buffer(self)
-    }
-    fn appended(&mut self, n: usize, now: Instant) {
-        self.handle_input_appended(n, now);
-    }
-}
-
-impl Input for protocol::ClientConnection {
-    fn input_buffer(&mut self) -> &mut BytesMut {
-        protocol::ClientConnection::input_buffer(self)
-    }
-    fn appended(&mut self, n: usize, now: Instant) {
-        self.handle_input_appended(n, now);
-    }
-}
-
 /// The read step every driver shares: wait for readiness without a
-/// buffer, and only then read into the core's buffer and hand the bytes
-/// to the core. `Ready(Ok(n))`: `n` bytes were handed over; `Ready(Ok(0))`
-/// is end of stream (the caller tells the core); `Pending`: nothing came
-/// (after stale readiness the buffer just reserved is given back), so a
-/// waiting connection holds no buffer and reserves none.
+/// buffer, and only then read and hand the bytes to the core (see
+/// [`Socket::poll_read_into`]), so a waiting connection holds no buffer and
+/// reserves none. `Ready(Ok(0))` is end of stream (the caller tells the
+/// core); `Pending`: nothing came.
 pub fn poll_read_step<S: Socket, C: Input>(
     socket: &mut S,
     cx: &mut Context<'_>,
@@ -193,17 +203,10 @@ pub fn poll_read_step<S: Socket, C: Input>(
     now: Instant,
 ) -> Poll<io::Result<usize>> {
     match socket.poll_read_ready(cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-        Poll::Pending => return Poll::Pending,
+        Poll::Ready(Ok(())) => socket.poll_read_into(cx, core, now),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
     }
-    let read = socket.poll_read_into(cx, core.input_buffer());
-    match read {
-        Poll::Ready(Ok(n)) if n > 0 => core.appended(n, now),
-        Poll::Pending => core.appended(0, now),
-        _ => {}
-    }
-    read
 }
 
 /// Writes what `pending` holds until it is empty or the socket is full;

@@ -9,8 +9,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use adapter_common::runtime::Input;
 use adapter_common::{Endpoint, Net, SocketOptions, StdListener, configure_tcp};
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 use socket2::SockRef;
 use tokio::io::AsyncWrite;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -42,22 +43,31 @@ impl adapter_common::Socket for TokioSocket {
 
     /// A short read clears the socket's readiness, so the next wait does
     /// not start with a read that ends in `WouldBlock`.
-    fn poll_read_into(
+    /// It reads in place, into the core's buffer, and gives that back
+    /// after stale readiness.
+    fn poll_read_into<C: Input>(
         &mut self,
         cx: &mut Context<'_>,
-        buf: &mut BytesMut,
+        core: &mut C,
+        now: Instant,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            let mut room = BufMut::limit(&mut *buf, READ_LIMIT);
+        let read = loop {
+            let mut room = BufMut::limit(core.input_buffer(), READ_LIMIT);
             let r = match &mut self.0 {
                 Net::Tcp(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, &mut room),
                 Net::Unix(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, &mut room),
             };
             match r {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return r,
+                r => break r,
             }
+        };
+        match read {
+            Poll::Ready(Ok(n)) if n > 0 => core.appended(n, now),
+            Poll::Pending => core.appended(0, now),
+            _ => {}
         }
+        read
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {

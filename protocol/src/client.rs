@@ -129,11 +129,11 @@ impl ClientConnection {
         Ok(id)
     }
 
-    /// Feeds bytes read from the server: copies them into
-    /// [`input_buffer`](Self::input_buffer) and calls
+    /// Feeds bytes read from the server: appends exactly them to the
+    /// receive buffer and calls
     /// [`handle_input_appended`](Self::handle_input_appended).
     pub fn handle_input(&mut self, data: &[u8], now: Instant) {
-        self.io.input_buffer().extend_from_slice(data);
+        self.io.recv.extend_from_slice(data);
         self.handle_input_appended(data.len(), now);
     }
 

@@ -149,11 +149,11 @@ impl ServerConnection {
         &self.config
     }
 
-    /// Feeds bytes read from the peer: copies them into
-    /// [`input_buffer`](Self::input_buffer) and calls
-    /// [`handle_input_appended`](Self::handle_input_appended).
+    /// Feeds bytes read from the peer: appends exactly them to the receive
+    /// buffer (no read-sized reservation: a small read costs a small copy)
+    /// and calls [`handle_input_appended`](Self::handle_input_appended).
     pub fn handle_input(&mut self, data: &[u8], now: Instant) {
-        self.io.input_buffer().extend_from_slice(data);
+        self.io.recv.extend_from_slice(data);
         self.handle_input_appended(data.len(), now);
     }
 
