@@ -14,6 +14,25 @@
 //! `ADAPTER_RUNTIME` environment variable, and the tests run on both. The
 //! [`runtime`] module says where tasks run and how a read is done.
 //!
+//! # The codec
+//!
+//! For users who want a `Framed` stream of packets over any `futures-io`
+//! stream rather than the state machines: [`PacketCodec`] is
+//! adapter-common's [`FrameCodec`] with asynchronous-codec's
+//! `Decoder`/`Encoder` (the core's decoder and encoders, one limit, the
+//! same errors), e.g. the acks a server sends:
+//!
+//! ```no_run
+//! # async fn acks(stream: async_io::Async<std::net::TcpStream>) -> Result<(), adapter_async_std::CodecError> {
+//! use futures_lite::StreamExt as _;
+//! let mut packets = asynchronous_codec::FramedRead::new(stream, adapter_async_std::PacketCodec::default());
+//! while let Some(packet) = packets.next().await {
+//!     println!("{:?}", packet?);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Example
 //!
 //! ```no_run
@@ -49,14 +68,16 @@
 #[cfg(not(any(feature = "async-std", feature = "smol")))]
 compile_error!("adapter-async-std needs a runtime: enable feature `async-std` or `smol` (or both)");
 
-mod codec;
 pub mod runtime;
 
+/// Packets to and from frames for `asynchronous_codec::Framed` (see [the
+/// codec](crate#the-codec)).
+pub use adapter_common::codec::FrameCodec as PacketCodec;
+pub use adapter_common::codec::{CodecError, FrameCodec};
 pub use adapter_common::{
     AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, Reply, Server,
     ServerOptions, ShutdownHandle, SocketOptions,
 };
-pub use codec::{CodecError, FrameCodec, PacketCodec};
 #[cfg(feature = "async-std")]
 pub use runtime::AsyncStd;
 #[cfg(feature = "smol")]

@@ -52,7 +52,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use adapter_common::runtime::Input;
+use adapter_common::runtime::{Arrival, Input};
 use adapter_common::{Endpoint, Net, SocketOptions, StdListener, StdStream, configure_tcp};
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
@@ -135,8 +135,7 @@ impl adapter_common::Socket for AsyncIoSocket {
     fn poll_read_into<C: Input>(
         &mut self,
         cx: &mut Context<'_>,
-        core: &mut C,
-        now: Instant,
+        mut to: Arrival<'_, C>,
     ) -> Poll<io::Result<usize>> {
         let io = &self.io;
         let read = with_scratch(|scratch| {
@@ -145,7 +144,7 @@ impl adapter_common::Socket for AsyncIoSocket {
                     Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                     Poll::Ready(Ok(n)) => {
                         if let Some(data) = scratch.get(..n).filter(|d| !d.is_empty()) {
-                            core.input(data, now);
+                            to.copy_in(data);
                         }
                         return Poll::Ready(Ok((n, scratch.len())));
                     }

@@ -1,6 +1,7 @@
 //! The stream codec behind the ecosystems' framing traits (tokio-util's
-//! `Decoder`/`Encoder` in adapter-tokio, asynchronous-codec's in
-//! adapter-async-std): the core's one decoder and its encoders, with one
+//! `Decoder`/`Encoder` with feature `tokio-codec`, adapter-tokio's
+//! `PacketCodec`; asynchronous-codec's with feature `futures-codec`,
+//! adapter-async-std's): the core's one decoder and its encoders, with one
 //! limit for both directions, written once. A framed stream gives packets
 //! only; pipelining order, ids and timeouts are then the user's (the
 //! servers and clients take them from the core's state machines instead).
@@ -60,14 +61,14 @@ impl FrameCodec {
     }
 
     /// The next whole packet of `src`, `None` until one is there.
-    pub fn decode(&self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
+    pub fn decode_packet(&self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
         Ok(protocol::decode(src, self.max_frame_len)?)
     }
 
     /// At the end of the stream: the last packet, `None` when nothing is
     /// left, an error when part of a frame is.
-    pub fn decode_eof(&self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
-        match self.decode(src)? {
+    pub fn decode_last_packet(&self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
+        match self.decode_packet(src)? {
             Some(packet) => Ok(Some(packet)),
             None if src.is_empty() => Ok(None),
             None => Err(CodecError::Truncated {
@@ -77,12 +78,60 @@ impl FrameCodec {
     }
 
     /// Appends `packet`'s frame to `dst`, refusing one over the limit.
-    pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
+    pub fn encode_packet(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
         let len = packet.frame_len();
         let max = self.max_frame_len;
         if u32::try_from(len).map_or(true, |l| l > max) {
             return Err(EncodeError::FrameTooLong { len, max }.into());
         }
         Ok(packet.encode(dst)?)
+    }
+}
+
+/// One ecosystem's `Decoder` for [`FrameCodec`]: its `decode_*` methods.
+/// (Named apart from the traits' methods, so a caller with a trait in
+/// scope gets the trait's.)
+macro_rules! decoder {
+    ($decoder:path) => {
+        impl $decoder for FrameCodec {
+            type Item = Packet;
+            type Error = CodecError;
+
+            fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
+                self.decode_packet(src)
+            }
+
+            fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
+                self.decode_last_packet(src)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "tokio-codec")]
+decoder!(tokio_util::codec::Decoder);
+
+/// One `Encoder` impl only (not also `Encoder<&Packet>`): with two, calls
+/// such as `framed.flush()` would need a type annotation. A `Packet` is
+/// cheap to clone (its payload is a `Bytes`).
+#[cfg(feature = "tokio-codec")]
+impl tokio_util::codec::Encoder<Packet> for FrameCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, packet: Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode_packet(&packet, dst)
+    }
+}
+
+#[cfg(feature = "futures-codec")]
+decoder!(asynchronous_codec::Decoder);
+
+#[cfg(feature = "futures-codec")]
+impl asynchronous_codec::Encoder for FrameCodec {
+    type Item<'a> = Packet;
+    type Error = CodecError;
+
+    fn encode(&mut self, packet: Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode_packet(&packet, dst)
     }
 }

@@ -3,8 +3,8 @@
 //! server [`Supervisor`] (admit, refuse, shutdown fan-out, drain, totals),
 //! the client core ([`ClientCore`]: waiters in in-flight order, how the
 //! end reaches them), and for the async adapters the [`Runtime`] seam with
-//! the one [`Server`] and [`Client`] written over it; plus the binaries'
-//! command line and log lines.
+//! the one [`Server`] and [`Client`] written over it. The binaries' command
+//! line is the `adapter-cli` crate's.
 //!
 //! Nothing here frames, orders, limits or times out the protocol: that is
 //! the `protocol` crate's job. An adapter is a runtime (or, for std, a
@@ -13,7 +13,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod client;
 mod client_error;
 pub mod codec;
@@ -32,6 +31,6 @@ pub use net::{
     is_timeout, is_transient_accept_error, remove_unix_socket,
 };
 pub use runtime::{Runtime, Socket, Timer};
-pub use server::{Server, ServerOptions};
+pub use server::{Served, Server, ServerOptions};
 pub use supervisor::{Admission, Control, ShutdownHandle, Signal, Supervisor, block_on};
 pub use totals::{RateLimiter, ServerTotals, conn_closed_line};

@@ -85,6 +85,34 @@ impl Input for protocol::ClientConnection {
     }
 }
 
+/// Input arriving at a core at one instant: what a socket's read hands its
+/// bytes to.
+#[derive(Debug)]
+pub struct Arrival<'a, C> {
+    core: &'a mut C,
+    now: Instant,
+}
+
+impl<'a, C: Input> Arrival<'a, C> {
+    /// Bytes for `core`, arriving `now`.
+    pub fn new(core: &'a mut C, now: Instant) -> Self {
+        Self { core, now }
+    }
+    /// The core's receive buffer, with room to read into.
+    pub fn buffer(&mut self) -> &mut BytesMut {
+        self.core.input_buffer()
+    }
+    /// `n` bytes were read into [`buffer`](Self::buffer) (0: give an empty
+    /// buffer back).
+    pub fn appended(&mut self, n: usize) {
+        self.core.appended(n, self.now);
+    }
+    /// Bytes read elsewhere, copied in (exactly them).
+    pub fn copy_in(&mut self, data: &[u8]) {
+        self.core.input(data, self.now);
+    }
+}
+
 /// A connected non-blocking stream as the drivers use it. Reading is in
 /// two steps so that a connection waiting for input holds no buffer: wait
 /// for readiness without one, then read into the core's input buffer.
@@ -92,16 +120,15 @@ pub trait Socket: Send + Unpin + 'static {
     /// Ready once the socket may have input, an end of stream or an error;
     /// while pending, the task is woken when that changes.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-    /// Reads once and hands what came to `core` (in place, into its
-    /// [`Input::input_buffer`], or as a copy through [`Input::input`]):
+    /// Reads once and hands what came to the core (in place, into
+    /// [`Arrival::buffer`], or as a copy through [`Arrival::copy_in`]):
     /// `Ready(Ok(n))`, `n` bytes handed over; `Ready(Ok(0))`, end of stream
     /// (nothing handed over); `Pending`, the readiness was stale (now
     /// cleared, the task registered) and the core holds no buffer for it.
     fn poll_read_into<C: Input>(
         &mut self,
         cx: &mut Context<'_>,
-        core: &mut C,
-        now: Instant,
+        to: Arrival<'_, C>,
     ) -> Poll<io::Result<usize>>;
     /// Writes once; `Pending` when the socket buffer is full (the task is
     /// woken when it has room).
@@ -203,7 +230,7 @@ pub fn poll_read_step<S: Socket, C: Input>(
     now: Instant,
 ) -> Poll<io::Result<usize>> {
     match socket.poll_read_ready(cx) {
-        Poll::Ready(Ok(())) => socket.poll_read_into(cx, core, now),
+        Poll::Ready(Ok(())) => socket.poll_read_into(cx, Arrival::new(core, now)),
         Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         Poll::Pending => Poll::Pending,
     }

@@ -290,3 +290,26 @@ fn respond(conn: &mut ServerConnection, handle: RequestHandle, result: AckResult
         tracing::error!("answer lost: {e}");
     }
 }
+
+/// What a command line needs to know of a bound server, whatever its IO
+/// model (adapter-cli's `serve`).
+pub trait Served {
+    /// Where it listens.
+    fn local_endpoint(&self) -> &Endpoint;
+    /// A handle that starts the graceful shutdown.
+    fn shutdown_handle(&self) -> ShutdownHandle;
+    /// Its counters (the summary line at the end).
+    fn totals(&self) -> Arc<ServerTotals>;
+}
+
+impl<R: Runtime, H: Handler> Served for Server<R, H> {
+    fn local_endpoint(&self) -> &Endpoint {
+        Server::local_endpoint(self)
+    }
+    fn shutdown_handle(&self) -> ShutdownHandle {
+        Server::shutdown_handle(self)
+    }
+    fn totals(&self) -> Arc<ServerTotals> {
+        Server::totals(self)
+    }
+}

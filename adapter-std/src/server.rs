@@ -325,7 +325,7 @@ impl<H: Handler> Connection<H> {
     }
 }
 
-impl<H: Handler> adapter_common::cli::Served for Server<H> {
+impl<H: Handler> adapter_common::Served for Server<H> {
     fn local_endpoint(&self) -> &Endpoint {
         Server::local_endpoint(self)
     }

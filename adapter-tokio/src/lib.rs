@@ -19,6 +19,21 @@
 //! readiness without a buffer, so an idle connection holds none), and arm
 //! the one timer from `poll_timeout`.
 //!
+//! # The codec
+//!
+//! For users who already use `Framed`: [`PacketCodec`] is adapter-common's
+//! [`FrameCodec`](adapter_common::codec::FrameCodec) with tokio-util's
+//! `Decoder`/`Encoder` (the core's decoder and encoders, the same limits
+//! and errors, no framing logic here):
+//!
+//! ```
+//! use adapter_tokio::PacketCodec;
+//! use tokio_util::codec::Decoder;
+//! let mut codec = PacketCodec::new(1024);
+//! let mut buf = bytes::BytesMut::from(&[0, 0, 0, 4][..]);
+//! assert!(codec.decode(&mut buf).is_err()); // a length below 5: refused
+//! ```
+//!
 //! # Example
 //!
 //! ```no_run
@@ -48,14 +63,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod codec;
 mod runtime;
 
+/// Packets to and from frames for `tokio_util::codec::Framed` (see [the
+/// codec](crate#the-codec)).
+pub use adapter_common::codec::{CodecError, FrameCodec as PacketCodec};
 pub use adapter_common::{
     AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, Reply, ServerOptions,
     ShutdownHandle, SocketOptions,
 };
-pub use codec::{CodecError, PacketCodec};
 pub use runtime::{Tokio, TokioSocket, TokioTimer};
 
 /// The server on tokio: `Server::bind(Tokio, &endpoint, options, handler)`.

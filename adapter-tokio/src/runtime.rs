@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use adapter_common::runtime::Input;
+use adapter_common::runtime::{Arrival, Input};
 use adapter_common::{Endpoint, Net, SocketOptions, StdListener, configure_tcp};
 use bytes::BufMut;
 use socket2::SockRef;
@@ -48,11 +48,10 @@ impl adapter_common::Socket for TokioSocket {
     fn poll_read_into<C: Input>(
         &mut self,
         cx: &mut Context<'_>,
-        core: &mut C,
-        now: Instant,
+        mut to: Arrival<'_, C>,
     ) -> Poll<io::Result<usize>> {
         let read = loop {
-            let mut room = BufMut::limit(core.input_buffer(), READ_LIMIT);
+            let mut room = BufMut::limit(to.buffer(), READ_LIMIT);
             let r = match &mut self.0 {
                 Net::Tcp(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, &mut room),
                 Net::Unix(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, &mut room),
@@ -63,8 +62,8 @@ impl adapter_common::Socket for TokioSocket {
             }
         };
         match read {
-            Poll::Ready(Ok(n)) if n > 0 => core.appended(n, now),
-            Poll::Pending => core.appended(0, now),
+            Poll::Ready(Ok(n)) if n > 0 => to.appended(n),
+            Poll::Pending => to.appended(0),
             _ => {}
         }
         read

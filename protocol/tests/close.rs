@@ -236,14 +236,11 @@ fn after_the_peers_eof_there_is_no_lingering() {
     );
 }
 
-/// Known core bug (reported, not fixed here: protocol/src/ is not ours to
-/// edit): `stop()` (server.rs:450) replaces `Input::Eof` with
-/// `Input::Stopped`, so `finish()` (server.rs:420) no longer knows the peer
-/// sent FIN when a decode error is found, after the EOF, in input that was
-/// buffered behind backpressure. The server then lingers (ShutdownWrite,
-/// waiting for a second EOF or `linger_quiet`) for a peer that is done.
+/// A decode error found after the peer's EOF, in input that was buffered
+/// behind backpressure, closes at once: the peer sent FIN and is done, so
+/// there is nobody to linger for (the fuzzer found the server lingering
+/// here; `fuzz/regressions/server_stream/decode-error-after-eof-lingers`).
 #[test]
-#[ignore = "core bug: a decode error found after the peer's EOF lingers (server.rs:420/450)"]
 fn a_decode_error_found_after_the_peers_eof_does_not_linger() {
     let t = Instant::now();
     let config = ServerConfig {

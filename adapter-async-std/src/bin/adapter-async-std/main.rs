@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use adapter_async_std::runtime::BlockOn;
 use adapter_async_std::{AckAll, Server};
-use adapter_common::cli::{self, serve_main, submit_main};
+use adapter_cli::{self as cli, serve_main, submit_main};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 const RUNTIME_HELP: &str = "\

@@ -5,8 +5,8 @@
 
 use std::process::ExitCode;
 
+use adapter_cli::{self as cli, SubmitArgs, serve_main, submit_exit};
 use adapter_common::AckAll;
-use adapter_common::cli::{self, SubmitArgs, serve_main, submit_exit};
 use adapter_std::{Client, ClientError, ClientOptions, PendingAck, Server};
 use clap::Parser;
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use adapter_common::cli::EndpointArgs;
+use adapter_cli::EndpointArgs;
 use adapter_common::runtime::{Deadline, poll_read_step, poll_write_step};
 use adapter_common::{Endpoint, Runtime, SocketOptions};
 use adapter_tokio::{Tokio, TokioSocket};

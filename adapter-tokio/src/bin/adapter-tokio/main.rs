@@ -4,7 +4,7 @@ mod bench;
 
 use std::process::ExitCode;
 
-use adapter_common::cli::{self, serve_main, submit_main};
+use adapter_cli::{self as cli, serve_main, submit_main};
 use adapter_tokio::{AckAll, Server, Tokio};
 use bench::BenchArgs;
 use clap::{Parser, Subcommand};

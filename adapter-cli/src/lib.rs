@@ -1,11 +1,14 @@
 //! The command-line surface every adapter binary shares: `serve` and
 //! `submit` take exactly these flags and print exactly these lines.
+//! A binary-only crate: the adapters' libraries do not depend on it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::future::Future as _;
 use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -14,14 +17,10 @@ use protocol::{
     Ack, ClientConfig, ConfigError, DEFAULT_MAX_FRAME_LEN, RequestKind, ServerConfig, Setting,
 };
 
-use crate::client::Client;
-use crate::client_error::ClientError;
-use crate::handler::Handler;
-use crate::net::{Endpoint, SocketOptions};
-use crate::runtime::{Runtime, sleep_until};
-use crate::server::{Server, ServerOptions};
-use crate::supervisor::ShutdownHandle;
-use crate::totals::ServerTotals;
+use adapter_common::runtime::{Runtime, sleep_until};
+use adapter_common::{
+    Client, ClientError, Endpoint, Served, ServerOptions, ShutdownHandle, SocketOptions,
+};
 
 /// `--addr` / `--unix`: where to listen or connect.
 #[derive(Debug, Clone, Args)]
@@ -219,28 +218,6 @@ pub fn init_logging(level: &str) {
         .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-/// What `serve` needs to know of a bound server, whatever its IO model.
-pub trait Served {
-    /// Where it listens.
-    fn local_endpoint(&self) -> &Endpoint;
-    /// A handle that starts the graceful shutdown.
-    fn shutdown_handle(&self) -> ShutdownHandle;
-    /// Its counters (the summary line at the end).
-    fn totals(&self) -> Arc<ServerTotals>;
-}
-
-impl<R: Runtime, H: Handler> Served for Server<R, H> {
-    fn local_endpoint(&self) -> &Endpoint {
-        Server::local_endpoint(self)
-    }
-    fn shutdown_handle(&self) -> ShutdownHandle {
-        Server::shutdown_handle(self)
-    }
-    fn totals(&self) -> Arc<ServerTotals> {
-        Server::totals(self)
-    }
 }
 
 /// The `serve` command of every binary: logging, the checked options
