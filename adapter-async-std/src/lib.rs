@@ -38,7 +38,7 @@
 //! ```no_run
 //! # #[cfg(feature = "async-std")] {
 //! use adapter_async_std::runtime::BlockOn as _;
-//! use adapter_async_std::{AsyncStd, Client, Endpoint, Server, ServerOptions};
+//! use adapter_async_std::{AsyncStd, Client, Endpoint, Served as _, Server, ServerOptions};
 //! use adapter_common::Runtime as _;
 //! use protocol::{AckResult, ClientConfig, Request};
 //!
@@ -75,7 +75,7 @@ pub mod runtime;
 pub use adapter_common::codec::FrameCodec as PacketCodec;
 pub use adapter_common::codec::{CodecError, FrameCodec};
 pub use adapter_common::{
-    AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, Reply, Server,
+    AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, Reply, Served, Server,
     ServerOptions, ShutdownHandle, SocketOptions,
 };
 #[cfg(feature = "async-std")]

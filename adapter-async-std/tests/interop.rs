@@ -4,6 +4,7 @@
 
 mod common;
 
+use adapter_async_std::Served as _;
 use std::time::Duration;
 
 use adapter_async_std::runtime::BlockOn;

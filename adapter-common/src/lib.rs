@@ -31,6 +31,6 @@ pub use net::{
     is_timeout, is_transient_accept_error, remove_unix_socket,
 };
 pub use runtime::{Runtime, Socket, Timer};
-pub use server::{Served, Server, ServerOptions};
-pub use supervisor::{Admission, Control, ShutdownHandle, Signal, Supervisor, block_on};
+pub use server::{Server, ServerOptions};
+pub use supervisor::{Admission, Control, Served, ShutdownHandle, Signal, Supervisor, block_on};
 pub use totals::{RateLimiter, ServerTotals, conn_closed_line};

@@ -20,8 +20,7 @@ use crate::runtime::{
     Deadline, READ_BUDGET, READ_BYTES_BUDGET, Runtime, Socket, poll_read_step, poll_write_step,
     sleep_until,
 };
-use crate::supervisor::{ShutdownHandle, Signal, Supervisor};
-use crate::totals::ServerTotals;
+use crate::supervisor::{Served, Signal, Supervisor};
 
 /// How a server runs: the core's limits (per connection and server-wide)
 /// and the socket options. Every field has a default.
@@ -84,21 +83,6 @@ impl<R: Runtime, H: Handler> Server<R, H> {
             options,
             handler: Arc::new(handler),
         })
-    }
-
-    /// Where the server listens (the real port when port 0 was asked).
-    pub fn local_endpoint(&self) -> &Endpoint {
-        self.supervisor.endpoint()
-    }
-
-    /// A handle that starts the graceful shutdown.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.supervisor.shutdown_handle()
-    }
-
-    /// The server's counters (its `Display` is the shutdown summary line).
-    pub fn totals(&self) -> Arc<ServerTotals> {
-        Arc::clone(self.supervisor.totals())
     }
 
     /// Accepts and serves until the [`ShutdownHandle`] is used, then shuts
@@ -291,25 +275,10 @@ fn respond(conn: &mut ServerConnection, handle: RequestHandle, result: AckResult
     }
 }
 
-/// What a command line needs to know of a bound server, whatever its IO
-/// model (adapter-cli's `serve`).
-pub trait Served {
-    /// Where it listens.
-    fn local_endpoint(&self) -> &Endpoint;
-    /// A handle that starts the graceful shutdown.
-    fn shutdown_handle(&self) -> ShutdownHandle;
-    /// Its counters (the summary line at the end).
-    fn totals(&self) -> Arc<ServerTotals>;
-}
-
-impl<R: Runtime, H: Handler> Served for Server<R, H> {
-    fn local_endpoint(&self) -> &Endpoint {
-        Server::local_endpoint(self)
-    }
-    fn shutdown_handle(&self) -> ShutdownHandle {
-        Server::shutdown_handle(self)
-    }
-    fn totals(&self) -> Arc<ServerTotals> {
-        Server::totals(self)
+/// Where it listens, how to stop it, its counters: see [`Served`].
+impl<R: Runtime, H> Served for Server<R, H> {
+    type Control = Arc<Signal>;
+    fn supervisor(&self) -> &Supervisor<Arc<Signal>> {
+        &self.supervisor
     }
 }

@@ -257,6 +257,28 @@ impl<C: Control> Supervisor<C> {
     }
 }
 
+/// A bound server, whatever its IO model: where it listens, how to stop
+/// it and its counters are its [`Supervisor`]'s. Every adapter's server
+/// has these (bring the trait into scope: `use adapter_tokio::Served as _`).
+pub trait Served {
+    /// How its supervisor reaches a connection.
+    type Control: Control;
+    /// The server's supervisor.
+    fn supervisor(&self) -> &Supervisor<Self::Control>;
+    /// Where it listens (with the real port when port 0 was asked).
+    fn local_endpoint(&self) -> &Endpoint {
+        self.supervisor().endpoint()
+    }
+    /// A handle that starts the graceful shutdown.
+    fn shutdown_handle(&self) -> ShutdownHandle {
+        self.supervisor().shutdown_handle()
+    }
+    /// The server's counters (their `Display` is the shutdown summary line).
+    fn totals(&self) -> Arc<ServerTotals> {
+        Arc::clone(self.supervisor().totals())
+    }
+}
+
 /// How often [`Supervisor::drain`] looks at the open count.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 

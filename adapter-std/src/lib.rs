@@ -35,7 +35,7 @@
 //! other connections, on their own threads, go on.
 //!
 //! ```no_run
-//! use adapter_std::{Server, ServerOptions};
+//! use adapter_std::{Served as _, Server, ServerOptions};
 //! use protocol::{AckResult, Request};
 //!
 //! let endpoint = "127.0.0.1:8888".parse().unwrap();
@@ -71,6 +71,6 @@ pub mod client;
 mod server;
 mod timeout;
 
-pub use adapter_common::{Handler, Reply, ServerOptions, ShutdownHandle};
+pub use adapter_common::{Handler, Reply, Served, ServerOptions, ShutdownHandle};
 pub use client::{Client, ClientError, ClientOptions, PendingAck};
 pub use server::{DEFAULT_STACK_SIZE, Server, ServerHandle};

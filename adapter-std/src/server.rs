@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use adapter_common::server::validate;
 use adapter_common::{
-    AcceptBackoff, Admission, Control, Endpoint, Handler, Net, Reply, ServerOptions, ServerTotals,
-    ShutdownHandle, Signal, StdListener, StdStream, Supervisor, bind, block_on, configure_tcp,
-    is_timeout, remove_unix_socket,
+    AcceptBackoff, Admission, Control, Endpoint, Handler, Net, Reply, Served, ServerOptions,
+    Signal, StdListener, StdStream, Supervisor, bind, block_on, configure_tcp, is_timeout,
+    remove_unix_socket,
 };
 use protocol::{CloseReason, ServerConnection, ServerEvent};
 use tracing::{debug, warn};
@@ -38,7 +38,7 @@ const ACCEPT_POLL: Duration = Duration::from_millis(50);
 const NAP: Duration = Duration::from_millis(10);
 
 /// How the supervisor reaches a connection thread: through its socket.
-struct Wake(Arc<StdStream>);
+pub struct Wake(Arc<StdStream>);
 
 impl Control for Wake {
     /// `shutdown(Read)` wakes the thread if it is blocked in `read`; it
@@ -95,21 +95,6 @@ impl<H: Handler> Server<H> {
         self
     }
 
-    /// Where the server listens (with the real port when 0 was asked).
-    pub fn local_endpoint(&self) -> &Endpoint {
-        self.supervisor.endpoint()
-    }
-
-    /// A handle that starts the graceful shutdown.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.supervisor.shutdown_handle()
-    }
-
-    /// The server's counters (its `Display` is the shutdown summary line).
-    pub fn totals(&self) -> Arc<ServerTotals> {
-        Arc::clone(self.supervisor.totals())
-    }
-
     /// Accepts and serves on this thread until the [`ShutdownHandle`] is
     /// used (seen within 50 ms), then shuts down gracefully: every
     /// connection is told to close by the shutdown deadline, the ones left
@@ -130,9 +115,7 @@ impl<H: Handler> Server<H> {
     /// Runs the server on a thread of its own.
     pub fn spawn(self) -> io::Result<ServerHandle> {
         Ok(ServerHandle {
-            shutdown: self.shutdown_handle(),
-            endpoint: self.local_endpoint().clone(),
-            totals: self.totals(),
+            supervisor: Arc::clone(&self.supervisor),
             thread: thread::Builder::new()
                 .name("adapter-std-accept".to_owned())
                 .spawn(move || self.run())?,
@@ -196,31 +179,14 @@ impl<H: Handler> Server<H> {
 /// A server running on its own thread (see [`Server::spawn`]).
 #[derive(Debug)]
 pub struct ServerHandle {
-    shutdown: ShutdownHandle,
-    endpoint: Endpoint,
-    totals: Arc<ServerTotals>,
+    supervisor: Arc<Supervisor<Wake>>,
     thread: JoinHandle<io::Result<()>>,
 }
 
 impl ServerHandle {
-    /// Where the server listens.
-    pub fn local_endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
-    /// A handle that starts the graceful shutdown.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.shutdown.clone()
-    }
-
-    /// The server's counters.
-    pub fn totals(&self) -> &Arc<ServerTotals> {
-        &self.totals
-    }
-
     /// Graceful shutdown: returns once the server has stopped.
     pub fn shutdown(self) -> io::Result<()> {
-        self.shutdown.shutdown();
+        self.shutdown_handle().shutdown();
         self.join()
     }
 
@@ -325,14 +291,18 @@ impl<H: Handler> Connection<H> {
     }
 }
 
-impl<H: Handler> adapter_common::Served for Server<H> {
-    fn local_endpoint(&self) -> &Endpoint {
-        Server::local_endpoint(self)
+/// Where it listens, how to stop it, its counters: see [`Served`].
+impl<H> Served for Server<H> {
+    type Control = Wake;
+    fn supervisor(&self) -> &Supervisor<Wake> {
+        &self.supervisor
     }
-    fn shutdown_handle(&self) -> ShutdownHandle {
-        Server::shutdown_handle(self)
-    }
-    fn totals(&self) -> Arc<ServerTotals> {
-        Server::totals(self)
+}
+
+/// The same for the server on its own thread.
+impl Served for ServerHandle {
+    type Control = Wake;
+    fn supervisor(&self) -> &Supervisor<Wake> {
+        &self.supervisor
     }
 }

@@ -2,6 +2,7 @@
 //! pipelining, graceful shutdown, limits, hostile input) run against the
 //! std server.
 
+use adapter_std::Served as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 

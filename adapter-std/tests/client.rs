@@ -1,6 +1,7 @@
 //! The std client against the std server: single requests, pipelines,
 //! many threads over one connection, and how failures reach the callers.
 
+use adapter_std::Served as _;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 
 #![allow(unsafe_code)]
 
+use adapter_std::Served as _;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -1,6 +1,7 @@
 //! The std adapter talks to the tokio adapter both ways: the std client
 //! against the tokio server, the tokio client against the std server.
 
+use adapter_std::Served as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,6 +3,7 @@
 //! (`shutdown(Read)`) reaches idle threads at once, its cut reaches a
 //! thread blocked in `write`, and the connection loop lingers.
 
+use adapter_std::Served as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};

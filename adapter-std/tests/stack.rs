@@ -3,6 +3,7 @@
 //! serves 300 connections at once on them. Its own test binary, so the
 //! thread and memory figures are this test's alone.
 
+use adapter_std::Served as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -37,7 +37,7 @@
 //! # Example
 //!
 //! ```no_run
-//! use adapter_tokio::{Client, Server, ServerOptions, Tokio};
+//! use adapter_tokio::{Client, Served as _, Server, ServerOptions, Tokio};
 //! use adapter_common::Endpoint;
 //! use protocol::{AckResult, ClientConfig, Request};
 //!
@@ -69,8 +69,8 @@ mod runtime;
 /// codec](crate#the-codec)).
 pub use adapter_common::codec::{CodecError, FrameCodec as PacketCodec};
 pub use adapter_common::{
-    AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, Reply, ServerOptions,
-    ShutdownHandle, SocketOptions,
+    AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, Reply, Served,
+    ServerOptions, ShutdownHandle, SocketOptions,
 };
 pub use runtime::{Tokio, TokioSocket, TokioTimer};
 

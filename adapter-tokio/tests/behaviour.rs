@@ -2,6 +2,7 @@
 //! pipelining, graceful shutdown, limits, hostile input) run against the
 //! tokio server, each server on its own runtime thread.
 
+use adapter_tokio::Served as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;

@@ -1,6 +1,7 @@
 //! The tokio client: one connection shared by many tasks, and what callers
 //! see when the connection ends under them.
 
+use adapter_tokio::Served as _;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

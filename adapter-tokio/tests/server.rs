@@ -2,6 +2,7 @@
 //! input; clients here are raw sockets and the protocol codec, so they
 //! judge the server independently of this crate's client.
 
+use adapter_tokio::Served as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use adapter_async_std::Served as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
