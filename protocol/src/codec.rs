@@ -208,11 +208,7 @@ fn decode_packet(mut packet: Bytes) -> Result<Packet, DecodeError> {
 }
 
 fn read_id(bytes: &[u8]) -> MessageId {
-    let mut id = [0u8; ID_LEN];
-    if let Some(src) = bytes.get(..ID_LEN) {
-        id.copy_from_slice(src);
-    }
-    MessageId(id)
+    MessageId(bytes.first_chunk::<ID_LEN>().copied().unwrap_or_default())
 }
 
 /// Appends a request frame (`Conn` or `Submit`) to `out`: one reservation,
