@@ -2,6 +2,7 @@
 
 mod bench;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use adapter_cli::{self as cli, serve_main, submit_main};
@@ -77,10 +78,17 @@ fn bench(rt: &tokio::runtime::Runtime, args: &BenchArgs) -> ExitCode {
     for line in &report.connection_errors {
         eprintln!("error: {line}");
     }
-    if args.json {
-        println!("{}", report.to_json());
+    let printed = if args.json {
+        writeln!(std::io::stdout(), "{}", report.to_json())
     } else {
-        println!("{report}");
+        writeln!(std::io::stdout(), "{report}")
+    };
+    // A closed stdout (`bench | head`) is the reader's choice, not a panic.
+    if let Err(e) = printed
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot print the report: {e}");
+        return ExitCode::FAILURE;
     }
     if report.is_clean() {
         ExitCode::SUCCESS
