@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::children::{self, Output};
+use harness::{Sink, Spawn};
+
 use crate::model::{MemoryResult, Point, Results, Sample, Server, Transport};
 use crate::report::{self, Meta, fmt_duration, fmt_rps, fmt_us};
 use crate::servers::{self, Tools};
@@ -80,27 +81,6 @@ pub fn grid(quick: bool) -> Vec<Point> {
     g
 }
 
-/// The temp dir for Unix sockets and server logs: removed when dropped
-/// and by the signal handler.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn create() -> Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .map_err(|e| format!("creating temp dir {}: {e}", path.display()))?;
-        children::register_temp_dir(path.clone());
-        Ok(TempDir(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-        children::unregister_temp_dir(&self.0);
-    }
-}
-
 /// Progress on stderr: which item, and the time left, estimated from the
 /// time the finished items took per planned second.
 struct Progress {
@@ -143,11 +123,13 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
     let quick = args.quick;
     let runs = args.runs.unwrap_or(if quick { 1 } else { 3 }).max(1);
     let duration = args.duration.unwrap_or(if quick { 3 } else { 5 }).max(1);
-    children::install_signal_handler(servers::STOP_GRACE)?;
-    let fd_limit = memory::raise_fd_limit()?;
+    harness::install_signal_handler("xtask", servers::STOP_GRACE)?;
+    // The servers inherit it.
+    let fd_limit = harness::raise_nofile_to_hard()?;
     let workspace = workspace_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let tmp = TempDir::create()?;
+    // Unix sockets and server logs: removed when dropped and on Ctrl-C.
+    let tmp = harness::TempDir::new("xtask-bench")?;
 
     if args.no_build {
         eprintln!("xtask: --no-build: using the binaries already built");
@@ -193,7 +175,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
         workspace: workspace.clone(),
         bin_dir,
         baseline_dir,
-        tmp: tmp.0.clone(),
+        tmp: tmp.path().to_owned(),
         redis,
     };
     if tools.baseline_dir.is_some() {
@@ -268,7 +250,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
                         results.record(p, server, run, Some(s));
                     }
                     Err(e) => {
-                        children::halt_if_interrupted();
+                        harness::halt_if_interrupted();
                         eprintln!("FAILED: {e}");
                         results
                             .failures
@@ -300,7 +282,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
                 mem.push(m);
             }
             Err(e) => {
-                children::halt_if_interrupted();
+                harness::halt_if_interrupted();
                 eprintln!("FAILED: {e}");
                 results
                     .failures
@@ -315,7 +297,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
     } else {
         workspace.join(&args.out)
     };
-    children::halt_if_interrupted();
+    harness::halt_if_interrupted();
     let charts = write_charts(&out, &results)?;
     let meta = Meta {
         date: report::fmt_utc(
@@ -344,7 +326,7 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
         baseline: tools.baseline_dir.as_ref().map(|d| d.display().to_string()),
     };
     let md = report::render(&meta, &results, &mem);
-    children::halt_if_interrupted();
+    harness::halt_if_interrupted();
     let md_path = out.join("benchmarks.md");
     std::fs::write(&md_path, md).map_err(|e| format!("writing {}: {e}", md_path.display()))?;
     eprintln!(
@@ -436,7 +418,7 @@ fn measure_adapter(
     seq: usize,
 ) -> Result<Sample> {
     let running = servers::start(tools, server, p.transport, None, seq)?;
-    let pid = running.proc.pid;
+    let pid = running.proc.pid();
     let cpu0 = procfs::cpu_time_us(pid)?;
     let b = servers::bench_adapter(tools, p, &running.endpoint, duration, seq).map_err(|e| {
         format!(
@@ -477,7 +459,7 @@ fn measure_redis(
     seq: usize,
 ) -> Result<Sample> {
     let running = servers::start(tools, Server::Redis, p.transport, None, seq)?;
-    let pid = running.proc.pid;
+    let pid = running.proc.pid();
     let rate = match rates.get(&p) {
         Some(r) => *r,
         None => {
@@ -622,10 +604,10 @@ fn build(cargo: &OsString, workspace: &Path) -> Result<()> {
         eprintln!("xtask: {line}");
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace).args(args);
-        let proc = children::spawn(cmd, "cargo build", Output::Inherit, Duration::from_secs(5))?;
-        let (status, _) = proc.wait_output(Duration::from_secs(3600))?;
-        if !status.success() {
-            return Err(format!("`{line}` failed ({status})").into());
+        let proc = Spawn::new("cargo build").spawn(cmd)?;
+        let done = proc.wait_output(Duration::from_secs(3600))?;
+        if !done.status.success() {
+            return Err(format!("`{line}` failed ({})", done.status).into());
         }
     }
     Ok(())
@@ -652,12 +634,15 @@ fn capture(cmd: &mut Command, what: &str) -> Result<String> {
     if let Some(d) = cmd.get_current_dir() {
         c.current_dir(d);
     }
-    let proc = children::spawn(c, what, Output::Capture(None), Duration::from_secs(2))?;
-    let (status, out) = proc.wait_output(Duration::from_secs(120))?;
-    if !status.success() {
-        return Err(format!("{what} failed ({status})").into());
+    let proc = Spawn::new(what)
+        .stdout(Sink::Capture)
+        .grace(Duration::from_secs(2))
+        .spawn(c)?;
+    let done = proc.wait_output(Duration::from_secs(120))?;
+    if !done.status.success() {
+        return Err(format!("{what} failed ({})", done.status).into());
     }
-    Ok(out)
+    Ok(done.stdout)
 }
 
 fn git_commit(workspace: &Path) -> String {
@@ -742,8 +727,8 @@ mod tests {
 
     #[test]
     fn baseline_dir_must_hold_the_three_binaries() {
-        let dir = std::env::temp_dir().join(format!("xtask-baseline-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = harness::TempDir::new("xtask-baseline-test").unwrap();
+        let dir = tmp.path().to_owned();
         std::fs::write(dir.join("adapter-tokio"), "").unwrap();
         let e = baseline_dir(&dir).unwrap_err().to_string();
         assert!(e.contains("no adapter-std, adapter-async-std there"), "{e}");
@@ -752,7 +737,7 @@ mod tests {
             std::fs::write(dir.join(b), "").unwrap();
         }
         assert_eq!(baseline_dir(&dir).unwrap(), dir.canonicalize().unwrap());
-        std::fs::remove_dir_all(&dir).unwrap();
+        drop(tmp);
         assert!(baseline_dir(&dir).is_err());
     }
 

@@ -295,8 +295,8 @@ mod tests {
 
     #[test]
     fn charts_render_to_svg() {
-        let dir = std::env::temp_dir().join(format!("xtask-chart-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = harness::TempDir::new("xtask-chart-test").unwrap();
+        let dir = tmp.path();
         let r = results();
         let rps = dir.join("rps.svg");
         draw_rps(&rps, "req/s", &lines(&r, Transport::Tcp, 32, 1, false)).unwrap();
@@ -309,6 +309,5 @@ mod tests {
                 .unwrap()
                 .contains("pipeline 1")
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -12,7 +12,6 @@
 mod bench_json;
 mod bench_report;
 mod charts;
-mod children;
 mod memory;
 mod model;
 mod procfs;

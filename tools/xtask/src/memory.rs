@@ -18,40 +18,6 @@ const FD_HEADROOM: u64 = 128;
 /// Connections opened before waiting for the server to accept them.
 const BATCH: usize = 250;
 
-/// Raises this process's RLIMIT_NOFILE soft limit to the hard limit (the
-/// servers it starts inherit it) and returns the new soft limit.
-pub fn raise_fd_limit() -> Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(format!(
-            "getrlimit(RLIMIT_NOFILE): {}",
-            std::io::Error::last_os_error()
-        )
-        .into());
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(format!(
-                "setrlimit(RLIMIT_NOFILE, {}): {}",
-                lim.rlim_max,
-                std::io::Error::last_os_error()
-            )
-            .into());
-        }
-        lim = raised;
-    }
-    Ok(lim.rlim_cur)
-}
-
 /// Whether `n` idle connections fit under the fd limit on both sides.
 pub fn fits(n: usize, fd_limit: u64) -> bool {
     n as u64 + FD_HEADROOM <= fd_limit
@@ -66,7 +32,7 @@ pub fn measure(
     seq: usize,
 ) -> Result<MemoryResult> {
     let running = servers::start(tools, server, Transport::Tcp, Some(MAX_CONNECTIONS), seq)?;
-    let pid = running.proc.pid;
+    let pid = running.proc.pid();
     let Endpoint::Tcp(port) = running.endpoint else {
         return Err("the memory test runs over TCP".into());
     };

@@ -2,16 +2,15 @@
 //! accepts, and loading it with the adapters' bench client or with
 //! redis-benchmark.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use harness::{Sink, Spawn, Tracked};
 
 use crate::Result;
 use crate::bench_json::{self, BenchOutput};
-use crate::children::{self, Output, Tracked};
 use crate::model::{Point, Server, Transport};
 use crate::redis::{self, RedisOutput};
 
@@ -86,21 +85,16 @@ impl Running {
     /// Stops the server by PID (SIGTERM, then SIGKILL after the grace
     /// period); says so on stderr if it had to be killed.
     pub fn stop(mut self) {
-        if self.proc.stop() {
-            eprintln!("  (had to SIGKILL {})", self.proc.name);
+        self.proc.stop();
+        if self.proc.killed() {
+            eprintln!("  (had to SIGKILL {})", self.proc.name());
         }
     }
 }
 
-/// A port nobody listens on right now: bind port 0, read it, close.
+/// A port nobody listens on right now.
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| format!("binding 127.0.0.1:0 to find a free port: {e}"))?;
-    let port = l
-        .local_addr()
-        .map_err(|e| format!("reading the free port: {e}"))?
-        .port();
-    Ok(port)
+    Ok(harness::free_tcp_addr()?.port())
 }
 
 /// The arguments that start `server` on `endpoint` (without the program).
@@ -185,48 +179,24 @@ pub fn start(
     let log = tools
         .tmp
         .join(format!("server-{seq}-{}.log", file_label(server)));
-    let mut proc = children::spawn(cmd, server.label(), Output::File(log.clone()), STOP_GRACE)?;
-    wait_ready(&mut proc, &endpoint, &log)?;
+    let mut proc = Spawn::new(server.label())
+        .stdout(Sink::File(log.clone()))
+        .stderr(Sink::File(log.clone()))
+        .grace(STOP_GRACE)
+        .spawn(cmd)?;
+    let ready = match &endpoint {
+        Endpoint::Tcp(port) => proc.wait_accepting(
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, *port)),
+            READY_TIMEOUT,
+        ),
+        Endpoint::Unix(path) => proc.wait_accepting(path, READY_TIMEOUT),
+    };
+    ready.map_err(|e| format!("{e}; its log: {}", log_tail(&log)))?;
     Ok(Running {
         proc,
         endpoint,
         log,
     })
-}
-
-fn wait_ready(proc: &mut Tracked, endpoint: &Endpoint, log: &Path) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = proc.try_wait()? {
-            return Err(format!(
-                "{} exited ({status}) before accepting on {endpoint:?}; its log: {}",
-                proc.name,
-                log_tail(log)
-            )
-            .into());
-        }
-        let ok = match endpoint {
-            Endpoint::Tcp(port) => TcpStream::connect_timeout(
-                &SocketAddr::from((Ipv4Addr::LOCALHOST, *port)),
-                Duration::from_millis(200),
-            )
-            .is_ok(),
-            Endpoint::Unix(path) => UnixStream::connect(path).is_ok(),
-        };
-        if ok {
-            return Ok(());
-        }
-        if start.elapsed() > READY_TIMEOUT {
-            return Err(format!(
-                "{} (pid {}) did not accept on {endpoint:?} within {READY_TIMEOUT:?}; its log: {}",
-                proc.name,
-                proc.pid,
-                log_tail(log)
-            )
-            .into());
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The last lines of a log file, on one line, for an error message.
@@ -239,6 +209,23 @@ pub fn log_tail(log: &Path) -> String {
         }
         Err(e) => format!("(cannot read {}: {e})", log.display()),
     }
+}
+
+/// Runs a load generator to its end within `within`: its stdout
+/// captured and returned, its stderr appended to `log`.
+fn run_logged(
+    cmd: Command,
+    name: &str,
+    log: &Path,
+    within: Duration,
+) -> Result<(ExitStatus, String)> {
+    let done = Spawn::new(name)
+        .stdout(Sink::Capture)
+        .stderr(Sink::File(log.to_owned()))
+        .grace(Duration::from_secs(2))
+        .spawn(cmd)?
+        .wait_output(within)?;
+    Ok((done.status, done.stdout))
 }
 
 /// The arguments of `adapter-tokio bench` at `point` (without the program).
@@ -274,13 +261,12 @@ pub fn bench_adapter(
     let mut cmd = Command::new(tools.bench_bin());
     cmd.args(bench_args(point, endpoint, duration_secs));
     let log = tools.tmp.join(format!("bench-{seq}.log"));
-    let proc = children::spawn(
+    let (status, out) = run_logged(
         cmd,
         "adapter-tokio bench",
-        Output::Capture(Some(log.clone())),
-        Duration::from_secs(2),
+        &log,
+        Duration::from_secs(duration_secs + 60),
     )?;
-    let (status, out) = proc.wait_output(Duration::from_secs(duration_secs + 60))?;
     let parsed = bench_json::parse(&out);
     match parsed {
         Ok(b) if status.success() && b.errors == 0 && b.connection_errors.is_empty() => Ok(b),
@@ -349,13 +335,7 @@ pub fn bench_redis(
     let mut cmd = Command::new(bench);
     cmd.args(redis_bench_args(point, endpoint, requests));
     let log = tools.tmp.join(format!("redis-benchmark-{seq}.log"));
-    let proc = children::spawn(
-        cmd,
-        "redis-benchmark",
-        Output::Capture(Some(log.clone())),
-        Duration::from_secs(2),
-    )?;
-    let (status, out) = proc.wait_output(Duration::from_secs(300))?;
+    let (status, out) = run_logged(cmd, "redis-benchmark", &log, Duration::from_secs(300))?;
     if !status.success() {
         return Err(format!(
             "redis-benchmark exited with {status}; stdout: {:?}; its stderr: {}",
