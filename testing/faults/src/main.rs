@@ -4,13 +4,12 @@
 //! stderr.
 //!
 //! Every process it starts (servers, the bench client, cargo) is tracked
-//! by PID and stopped on success, error and Ctrl-C (see [`children`]).
+//! by PID and stopped on success, error and Ctrl-C (see the `harness` crate).
 //! Traffic goes to 127.0.0.1 only. The quick cases of the same kind run in
 //! `cargo test` (the conformance suite); these are the long or
 //! process-level ones.
 
 mod cases;
-mod children;
 mod client;
 mod report;
 mod servers;
@@ -120,10 +119,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Vec<Row>, String> {
-    children::install_signal_handler()?;
+    harness::install_signal_handler("faults", harness::DEFAULT_GRACE)?;
     // Thousands of client sockets in this process, and the servers
     // inherit the limit.
-    let nofile = children::raise_nofile_to_hard()?;
+    let nofile = harness::raise_nofile_to_hard()?;
     let adapters: Vec<Adapter> = if cli.common.adapters.is_empty() {
         Adapter::ALL.to_vec()
     } else {

@@ -2,16 +2,13 @@
 //! started from one, with its log captured line by line.
 
 use std::fmt;
-use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::children::{self, Spawn, Tracked};
+use harness::{Spawn, Tracked};
 
 /// A server to run: an adapter binary, and for adapter-async-std the
 /// runtime (`ADAPTER_RUNTIME`).
@@ -117,11 +114,8 @@ pub fn build_release() -> Result<PathBuf, String> {
         cmd.current_dir(workspace_root())
             .arg("build")
             .arg("--release")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        let mut build = children::spawn(cmd, "cargo build", Spawn::default())?;
+            .args(args);
+        let mut build = Spawn::new("cargo build").spawn(cmd)?;
         match build.wait_for(Duration::from_secs(3600)) {
             Some(s) if s.success() => {}
             Some(s) => return Err(format!("cargo build --release failed ({s})")),
@@ -138,45 +132,14 @@ pub fn build_release() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released: the server binds it
-/// next, with SO_REUSEADDR; a lost race is retried by [`ServerProc::start`]).
-fn free_port() -> Result<SocketAddr, String> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
-}
-
-/// Strips ANSI colour sequences from a log line.
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// A server process: `<binary> serve --addr 127.0.0.1:<port> ...`, its
-/// stderr (the log) read line by line into memory.
+/// stderr (the log) read line by line into memory, ANSI colours stripped.
 pub struct ServerProc {
     /// Which server.
     pub adapter: Adapter,
     /// Where it listens.
     pub addr: SocketAddr,
     proc: Tracked,
-    log: Arc<Mutex<Vec<String>>>,
-    reader: Option<thread::JoinHandle<()>>,
 }
 
 impl ServerProc {
@@ -204,7 +167,9 @@ impl ServerProc {
         args: &[String],
         nofile: Option<u64>,
     ) -> Result<Self, String> {
-        let addr = free_port()?;
+        // Bound then released: the server binds it next, with
+        // SO_REUSEADDR; a lost race is retried by `start`.
+        let addr = harness::free_tcp_addr()?;
         let bin = bins.join(adapter.binary());
         let mut cmd = Command::new(&bin);
         cmd.arg("serve")
@@ -212,60 +177,21 @@ impl ServerProc {
             .arg(addr.to_string())
             .args(args)
             .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env_remove("RUST_LOG");
         if let Some(rt) = adapter.runtime_env() {
             cmd.env("ADAPTER_RUNTIME", rt);
         }
         let name = format!("{adapter} server ({})", bin.display());
-        let mut proc = children::spawn(
+        let (proc, _) = Spawn::server(name).nofile(nofile).spawn_until(
             cmd,
-            &name,
-            Spawn {
-                nofile,
-                own_group: false,
-            },
+            "listening on",
+            Duration::from_secs(10),
         )?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = proc.child_mut().stderr.take();
-        let sink = Arc::clone(&log);
-        let reader = thread::spawn(move || {
-            if let Some(stderr) = stderr {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    let line = plain(&line);
-                    if let Ok(mut l) = sink.lock() {
-                        l.push(line);
-                    }
-                }
-            }
-        });
-        let mut server = Self {
+        Ok(Self {
             adapter,
             addr,
             proc,
-            log,
-            reader: Some(reader),
-        };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if server.count_lines(|l| l.contains("listening on")) > 0 {
-                return Ok(server);
-            }
-            if let Some(s) = server.proc.try_status() {
-                return Err(format!(
-                    "{adapter} server exited at start ({s}):\n  {}",
-                    server.log_tail(10).join("\n  ")
-                ));
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        Err(format!(
-            "{adapter} server logged no \"listening on\" within 10 s:\n  {}",
-            server.log_tail(10).join("\n  ")
-        ))
+        })
     }
 
     /// Its PID.
@@ -292,26 +218,18 @@ impl ServerProc {
 
     /// How many log lines so far satisfy `pred`.
     pub fn count_lines(&self, pred: impl Fn(&str) -> bool) -> usize {
-        self.log
-            .lock()
-            .map(|l| l.iter().filter(|x| pred(x)).count())
-            .unwrap_or(0)
+        self.proc.with_log(|l| l.iter().filter(|x| pred(x)).count())
     }
 
     /// The log lines so far that satisfy `pred`.
     pub fn lines(&self, pred: impl Fn(&str) -> bool) -> Vec<String> {
-        self.log
-            .lock()
-            .map(|l| l.iter().filter(|x| pred(x)).cloned().collect())
-            .unwrap_or_default()
+        self.proc
+            .with_log(|l| l.iter().filter(|x| pred(x)).cloned().collect())
     }
 
     /// The last `n` log lines.
     pub fn log_tail(&self, n: usize) -> Vec<String> {
-        self.log
-            .lock()
-            .map(|l| l[l.len().saturating_sub(n)..].to_vec())
-            .unwrap_or_default()
+        self.proc.log_tail(n)
     }
 
     /// SIGTERM, then waits up to `limit` for it to exit (SIGKILL after
@@ -319,7 +237,7 @@ impl ServerProc {
     /// is read when this returns.
     pub fn terminate(&mut self, limit: Duration) -> (Option<ExitStatus>, Duration) {
         let t = Instant::now();
-        self.proc.signal(libc::SIGTERM);
+        self.proc.signal(harness::SIGTERM);
         let status = match self.proc.wait_for(limit) {
             Some(s) => Some(s),
             None => {
@@ -332,17 +250,7 @@ impl ServerProc {
                 None
             }
         };
-        let took = t.elapsed();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        (status, took)
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.proc.stop();
+        (status, t.elapsed())
     }
 }
 
@@ -359,14 +267,6 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ansi_colours_are_stripped_from_log_lines() {
-        assert_eq!(
-            plain("\u{1b}[2m2024\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m listening on 127.0.0.1:1"),
-            "2024  INFO listening on 127.0.0.1:1"
-        );
-    }
 
     #[test]
     fn adapters_parse_from_their_names() {

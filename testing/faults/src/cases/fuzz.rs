@@ -5,14 +5,14 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use harness::{Sink, Spawn};
 
-use crate::children::{self, Spawn};
 use crate::report::{Row, thousands};
 use crate::servers::workspace_root;
 
@@ -44,20 +44,19 @@ fn cargo() -> Command {
 
 /// The targets `cargo +nightly fuzz list` names, or why there are none.
 fn list_targets(root: &Path) -> Result<Vec<String>, String> {
-    let out = cargo()
-        .current_dir(root)
-        .args(["+nightly", "fuzz", "list", "--fuzz-dir", "fuzz"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run cargo +nightly fuzz list: {e}"))?;
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["+nightly", "fuzz", "list", "--fuzz-dir", "fuzz"]);
+    let out = harness::run(cmd, "cargo +nightly fuzz list", Duration::from_secs(600))?;
     if !out.status.success() {
         return Err(format!(
             "cargo +nightly fuzz list failed (is cargo-fuzz installed? `cargo install \
              cargo-fuzz`): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.stderr.trim()
         ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
+    Ok(out
+        .stdout
         .lines()
         .map(|l| l.trim().to_owned())
         .filter(|l| !l.is_empty())
@@ -155,18 +154,13 @@ fn one(root: &Path, target: &str, args: &FuzzArgs) -> Result<Row, String> {
         ])
         .arg(format!("-runs={}", args.runs))
         .arg(format!("-max_total_time={}", args.max_seconds))
-        .arg("-print_final_stats=1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut proc = children::spawn(
-        cmd,
-        &format!("cargo fuzz run {target}"),
-        Spawn {
-            nofile: None,
-            own_group: true,
-        },
-    )?;
+        .arg("-print_final_stats=1");
+    // cargo starts the fuzzer: its own group, signalled as a whole.
+    let mut proc = Spawn::new(format!("cargo fuzz run {target}"))
+        .stdout(Sink::Null)
+        .stderr(Sink::Pipe)
+        .own_group()
+        .spawn(cmd)?;
     let said = Arc::new(Mutex::new(Said::default()));
     let stderr = proc.child_mut().stderr.take();
     let sink = Arc::clone(&said);

@@ -2,15 +2,14 @@
 //! each server for minutes, the server's resident memory sampled every
 //! 10 s: zero errors, and memory flat (no leak).
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use harness::{Sink, Spawn};
 
-use crate::children::{self, Spawn};
 use crate::report::{Row, mib, thousands};
 use crate::servers::{Adapter, ServerProc};
 
@@ -77,27 +76,11 @@ fn one(bins: &Path, a: Adapter, args: &SoakArgs) -> Result<Row, String> {
         .arg(args.pipeline.to_string())
         .arg("--duration")
         .arg(format!("{}ms", total.as_millis()))
-        .arg("--json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut bench = children::spawn(cmd, "adapter-tokio bench", Spawn::default())?;
-    let mut stdout = bench.child_mut().stdout.take();
-    let mut stderr = bench.child_mut().stderr.take();
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(o) = stdout.as_mut() {
-            let _ = o.read_to_string(&mut s);
-        }
-        s
-    });
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(e) = stderr.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    });
+        .arg("--json");
+    let mut bench = Spawn::new("adapter-tokio bench")
+        .stdout(Sink::Capture)
+        .stderr(Sink::Capture)
+        .spawn(cmd)?;
 
     let started = Instant::now();
     let mut samples: Vec<(f64, u64)> = Vec::new();
@@ -122,8 +105,7 @@ fn one(bins: &Path, a: Adapter, args: &SoakArgs) -> Result<Row, String> {
         Some(s) => Some(s),
         None => bench.stop(),
     };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
+    let (out, err) = (bench.stdout_text(), bench.stderr_text());
     let (srv_status, _) = server.terminate(Duration::from_secs(15));
 
     let mut failures = Vec::new();
