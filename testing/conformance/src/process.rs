@@ -16,18 +16,17 @@
 //! with two cores, a scenario asserting round-trip times would otherwise
 //! measure its neighbour's load.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The environment variable that tells a child test process which test it
 /// runs alone.
 pub const ALONE_VAR: &str = "CONFORMANCE_RUN_ALONE";
 
-/// How long a scenario run alone may take before its process is killed.
+/// How long a scenario run alone may take before its process is stopped.
 const ALONE_LIMIT: Duration = Duration::from_secs(120);
 
 /// Taken by every scenario of a test binary: shared among them.
@@ -132,9 +131,9 @@ impl Drop for PeakSampler {
 ///
 /// In the parent: re-runs the current test binary with only that test
 /// (`--exact`, one thread) and [`ALONE_VAR`] set to its name, waits for it
-/// (killing it by its handle after two minutes), and fails with the
-/// child's output if it failed or ran no test. In the child (the variable
-/// names this test): runs the scenario.
+/// (stopping it by its PID after two minutes, see the `harness` crate),
+/// and fails with the child's output if it failed or ran no test. In the
+/// child (the variable names this test): runs the scenario.
 pub fn run_alone(test: &str, scenario: impl FnOnce()) {
     // libtest names a test by its path without the crate.
     let name = test.split_once("::").map_or(test, |(_, rest)| rest);
@@ -146,68 +145,23 @@ pub fn run_alone(test: &str, scenario: impl FnOnce()) {
         Ok(p) => p,
         Err(e) => panic!("{name}: cannot find the test binary to run the scenario alone: {e}"),
     };
-    let mut child = match Command::new(&exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ALONE_VAR, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => panic!("{name}: cannot run {} alone: {e}", exe.display()),
+    let mut cmd = Command::new(&exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ALONE_VAR, name);
+    // Stopped (by its PID) and failing with what it wrote if it overstays.
+    let done = match harness::run(cmd, &format!("{name} run alone"), ALONE_LIMIT) {
+        Ok(done) => done,
+        Err(e) => panic!("{name}: {e}"),
     };
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut out = String::new();
-            if let Some(mut p) = pipe {
-                let mut bytes = Vec::new();
-                let _ = p.read_to_end(&mut bytes);
-                out = String::from_utf8_lossy(&bytes).into_owned();
-            }
-            out
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() < ALONE_LIMIT => thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Err(e) => panic!("{name}: waiting for the child test process failed: {e}"),
-        }
-    };
-    let out = stdout.join().unwrap_or_default();
-    let err = stderr.join().unwrap_or_default();
     // Shown with the parent's test output (captured unless --nocapture).
-    eprint!("{err}");
-    match status {
-        None => panic!(
-            "{name}: run alone (pid {}), it did not finish within {ALONE_LIMIT:?} and was \
-             killed\n{out}",
-            child.id()
-        ),
-        Some(s) if !s.success() => panic!("{name}: failed when run alone ({s})\n{out}"),
-        Some(_) if !out.contains("1 passed") => panic!(
+    eprint!("{}", done.stderr);
+    let out = done.stdout;
+    match done.status {
+        s if !s.success() => panic!("{name}: failed when run alone ({s})\n{out}"),
+        _ if !out.contains("1 passed") => panic!(
             "{name}: the child test process ran no test of that name (a harness bug in \
              computing the test path?)\n{out}"
         ),
-        Some(_) => {}
+        _ => {}
     }
 }
