@@ -1,157 +1,80 @@
 //! The binary: `serve` and `submit` on each runtime, SIGTERM, exit codes.
+//! Every child is started, tracked and stopped by its PID through the
+//! `harness` crate, and every wait is bounded.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use harness::{Finished, Spawn, Tracked};
 
 const BIN: &str = env!("CARGO_BIN_EXE_adapter-async-std");
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// A `serve` child and its stderr lines.
+/// A `serve` child and its stderr lines (ANSI colours stripped).
 struct Serve {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    child: Tracked,
     addr: String,
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl Serve {
     fn start(runtime: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .env("ADAPTER_RUNTIME", runtime)
+        let mut cmd = Command::new(BIN);
+        cmd.env("ADAPTER_RUNTIME", runtime)
             .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(strip_ansi(&line)).is_err() {
-                    break;
-                }
-            }
+            .args(extra);
+        let (child, line) = Spawn::server(format!("adapter-async-std serve ({runtime})"))
+            .spawn_until(cmd, "listening on ", LIMIT)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let before = child.with_log(|l| {
+            l.iter()
+                .take_while(|l| !l.contains("listening on "))
+                .cloned()
+                .collect::<Vec<_>>()
         });
-        let mut serve = Self {
-            child,
-            lines,
-            seen: Vec::new(),
-            addr: String::new(),
-        };
-        let line = serve.wait_for("listening on ");
         assert!(
-            serve
-                .seen
+            before
                 .iter()
                 .any(|l| l.contains(&format!("runtime={runtime}"))),
-            "a line before the listening one names the runtime: {:#?}",
-            serve.seen
+            "a line before the listening one names the runtime: {before:#?}"
         );
         let after = line.split("listening on ").nth(1).unwrap_or_default();
-        serve.addr = after
+        let addr = after
             .split_whitespace()
             .next()
             .unwrap_or_default()
             .to_owned();
-        serve
+        Self { child, addr }
     }
 
     /// The next stderr line containing `needle` (bounded wait).
     fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!(
-                        "no line with {needle:?} within {LIMIT:?}; saw {:#?}",
-                        self.seen
-                    );
-                }
-            }
-        }
+        self.child
+            .wait_for_line(needle, LIMIT)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// SIGTERM to this child only; waits (bounded) for its exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on the PID of a child this test started and has
-        // not reaped yet.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill failed");
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("serve did not exit within {LIMIT:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+    fn terminate(&mut self) -> ExitStatus {
+        self.child.signal(harness::SIGTERM);
+        match self.child.wait_for(LIMIT) {
+            Some(status) => status,
+            None => panic!("serve did not exit within {LIMIT:?} of SIGTERM"),
         }
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Runs the binary on `runtime` with `args`, bounded.
+fn run(runtime: &str, args: &[&str]) -> Finished {
+    let mut cmd = Command::new(BIN);
+    cmd.env("ADAPTER_RUNTIME", runtime).args(args);
+    harness::run(cmd, &format!("adapter-async-std {args:?}"), LIMIT)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn submit(runtime: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
-        .env("ADAPTER_RUNTIME", runtime)
-        .arg("submit")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start submit");
-    let deadline = Instant::now() + LIMIT;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("submit did not exit within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("output")
+fn submit(runtime: &str, args: &[&str]) -> Finished {
+    let mut all = vec!["submit"];
+    all.extend_from_slice(args);
+    run(runtime, &all)
 }
 
 fn serve_and_submit_then_sigterm_exits_gracefully_with_totals(runtime: &str) {
@@ -162,7 +85,7 @@ fn serve_and_submit_then_sigterm_exits_gracefully_with_totals(runtime: &str) {
         &["--addr", &addr, "--conn", "me", "one", "two", "three"],
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = &out.stdout;
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(
@@ -200,7 +123,7 @@ fn submit_exits_1_when_an_ack_is_refused() {
     // No Conn first: the Submit is refused with result 1.
     let out = submit("async-std", &["--addr", &serve.addr, "hello"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = &out.stdout;
     assert!(
         stdout.starts_with("SubmitAck id=00000001 result=1"),
         "{stdout}"
@@ -216,15 +139,11 @@ fn submit_exits_1_when_an_ack_is_refused() {
 #[test]
 fn submit_exits_2_with_a_message_when_nothing_listens() {
     // A port that was free a moment ago.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = harness::free_tcp_addr().unwrap().to_string();
     for runtime in ["async-std", "smol"] {
         let out = submit(runtime, &["--addr", &addr, "x"]);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = &out.stderr;
         assert!(stderr.contains("cannot connect to"), "{stderr}");
     }
 }
@@ -233,17 +152,14 @@ fn submit_exits_2_with_a_message_when_nothing_listens() {
 fn unknown_runtime_is_refused_with_exit_2() {
     let out = submit("tokio", &["x"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = &out.stderr;
     assert!(stderr.contains("ADAPTER_RUNTIME"), "{stderr}");
 }
 
 #[test]
 fn help_documents_the_runtime_variable() {
-    let out = Command::new(BIN)
-        .args(["serve", "--help"])
-        .output()
-        .expect("help");
-    let help = String::from_utf8_lossy(&out.stdout);
+    let out = run("async-std", &["serve", "--help"]);
+    let help = &out.stdout;
     assert!(help.contains("ADAPTER_RUNTIME"), "{help}");
     assert!(help.contains("--max-connections"), "{help}");
 }
@@ -259,35 +175,20 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-/// Raises this process's open-file limit (children inherit it); false if
-/// the hard limit is too low.
-fn raise_nofile(want: u64) -> bool {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_max < want {
-            return false;
-        }
-        lim.rlim_cur = lim.rlim_cur.max(want);
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
-    }
-}
-
 /// 10,000 idle connections: under 2 KiB resident each in the server.
 /// Ignored by default: it needs ~11,000 file descriptors in this process and in the server. Run with
 /// `cargo test -p adapter-async-std --release --test binary -- --ignored --nocapture --test-threads=1`
 /// (one at a time: both at once need twice the descriptors).
 fn idle_connections_cost_under_2_kib_each(runtime: &str) {
     const CONNS: usize = 10_000;
+    // Children inherit it.
+    let nofile = harness::raise_nofile_to_hard().unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        raise_nofile(CONNS as u64 + 1000),
+        nofile >= CONNS as u64 + 1000,
         "RLIMIT_NOFILE hard limit too low for {CONNS} connections"
     );
     let serve = Serve::start(runtime, &[]);
-    let pid = serve.child.id();
+    let pid = serve.child.pid();
     std::thread::sleep(Duration::from_millis(300));
     let before = rss_kib(pid);
     let mut conns = Vec::with_capacity(CONNS);
