@@ -10,7 +10,8 @@ use std::time::Duration;
 use adapter_async_std::runtime::BlockOn;
 use adapter_async_std::{AsyncStd, Client, Endpoint, ServerOptions, Smol};
 use adapter_tokio::Tokio;
-use common::{block_on_within, start_server, temp_socket_path};
+use common::{block_on_within, start_server};
+use harness::TempSocket;
 use protocol::{AckResult, ClientConfig, Request, RequestKind};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -41,11 +42,19 @@ fn expected(i: usize) -> AckResult {
     }
 }
 
-fn endpoints(tag: &str) -> [Endpoint; 2] {
+/// A TCP endpoint and a Unix one, each with the guard of its fresh socket
+/// path (none for TCP): the servers remove their socket files, the guards
+/// whatever a failing test leaves.
+fn endpoints(tag: &str) -> [(Endpoint, Option<TempSocket>); 2] {
     [
-        Endpoint::Tcp("127.0.0.1:0".parse().unwrap()),
-        Endpoint::Unix(temp_socket_path(tag)),
+        (Endpoint::Tcp("127.0.0.1:0".parse().unwrap()), None),
+        fresh_unix(tag),
     ]
+}
+
+fn fresh_unix(tag: &str) -> (Endpoint, Option<TempSocket>) {
+    let socket = TempSocket::new(&format!("aas-{tag}"));
+    (Endpoint::Unix(socket.path().to_owned()), Some(socket))
 }
 
 /// This crate's client, on `rt`, against a server of another adapter:
@@ -79,7 +88,7 @@ fn our_client_talks_to<R: BlockOn>(rt: R, endpoint: Endpoint) {
 #[test]
 fn async_std_and_smol_clients_against_the_tokio_server() {
     let tokio_rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    for endpoint in endpoints("tokio-srv") {
+    for (endpoint, _socket) in endpoints("tokio-srv") {
         let server = {
             // The listener is registered with this runtime's reactor.
             let _inside = tokio_rt.enter();
@@ -102,7 +111,7 @@ fn async_std_and_smol_clients_against_the_tokio_server() {
 
 #[test]
 fn async_std_and_smol_clients_against_the_std_server() {
-    for endpoint in endpoints("std-srv") {
+    for (endpoint, _socket) in endpoints("std-srv") {
         let server = adapter_std::Server::bind(&endpoint, ServerOptions::default(), picky)
             .expect("std server binds")
             .spawn()
@@ -117,20 +126,12 @@ fn async_std_and_smol_clients_against_the_std_server() {
 #[test]
 fn tokio_client_against_async_std_and_smol_servers() {
     let tokio_rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    for endpoint in endpoints("tokio-cli") {
+    for (endpoint, _) in endpoints("tokio-cli") {
+        let (async_std_at, _async_std_socket) = endpoint_fresh(&endpoint);
+        let (smol_at, _smol_socket) = endpoint_fresh(&endpoint);
         let servers = [
-            start_server(
-                &AsyncStd,
-                &endpoint_fresh(&endpoint),
-                ServerOptions::default(),
-                picky,
-            ),
-            start_server(
-                &Smol::global(),
-                &endpoint_fresh(&endpoint),
-                ServerOptions::default(),
-                picky,
-            ),
+            start_server(&AsyncStd, &async_std_at, ServerOptions::default(), picky),
+            start_server(&Smol::global(), &smol_at, ServerOptions::default(), picky),
         ];
         for server in servers {
             let at = server.endpoint.clone();
@@ -167,20 +168,12 @@ fn tokio_client_against_async_std_and_smol_servers() {
 
 #[test]
 fn std_client_against_async_std_and_smol_servers() {
-    for endpoint in endpoints("std-cli") {
+    for (endpoint, _) in endpoints("std-cli") {
+        let (async_std_at, _async_std_socket) = endpoint_fresh(&endpoint);
+        let (smol_at, _smol_socket) = endpoint_fresh(&endpoint);
         let servers = [
-            start_server(
-                &AsyncStd,
-                &endpoint_fresh(&endpoint),
-                ServerOptions::default(),
-                picky,
-            ),
-            start_server(
-                &Smol::global(),
-                &endpoint_fresh(&endpoint),
-                ServerOptions::default(),
-                picky,
-            ),
+            start_server(&AsyncStd, &async_std_at, ServerOptions::default(), picky),
+            start_server(&Smol::global(), &smol_at, ServerOptions::default(), picky),
         ];
         for server in servers {
             let client = adapter_std::Client::connect(
@@ -206,10 +199,11 @@ fn std_client_against_async_std_and_smol_servers() {
     }
 }
 
-/// A fresh endpoint of the same kind (a new Unix path per server).
-fn endpoint_fresh(like: &Endpoint) -> Endpoint {
+/// A fresh endpoint of the same kind (a new Unix path per server, with
+/// its guard).
+fn endpoint_fresh(like: &Endpoint) -> (Endpoint, Option<TempSocket>) {
     match like {
-        Endpoint::Tcp(a) => Endpoint::Tcp(*a),
-        Endpoint::Unix(_) => Endpoint::Unix(temp_socket_path("interop")),
+        Endpoint::Tcp(a) => (Endpoint::Tcp(*a), None),
+        Endpoint::Unix(_) => fresh_unix("interop"),
     }
 }

@@ -15,7 +15,7 @@ use adapter_async_std::{
 };
 use asynchronous_codec::{Encoder, FramedRead};
 use bytes::{Bytes, BytesMut};
-use common::{block_on_within, start_server, temp_socket_path};
+use common::{block_on_within, start_server};
 use futures_lite::{AsyncWriteExt, StreamExt};
 use protocol::{AckResult, ClientConfig, CloseReason, MessageId, Packet, Request, RequestKind};
 
@@ -97,10 +97,11 @@ fn concurrent_submits_from_many_tasks_each_get_their_own_ack_smol() {
 }
 
 fn client_and_server_over_a_unix_socket<R: BlockOn>(rt: R) {
-    let path = temp_socket_path("unix");
+    let socket = harness::TempSocket::new("aas-unix");
+    let path = socket.path();
     let server = start_server(
         &rt,
-        &Endpoint::Unix(path.clone()),
+        &Endpoint::Unix(path.to_owned()),
         ServerOptions::default(),
         picky,
     );

@@ -6,6 +6,7 @@ use std::time::Duration;
 use adapter_common::{
     AcceptBackoff, Endpoint, SocketOptions, bind, is_transient_accept_error, remove_unix_socket,
 };
+
 #[test]
 fn endpoint_parses_tcp_and_unix_forms() {
     assert_eq!(
@@ -40,9 +41,9 @@ fn emfile_is_transient() {
 
 #[test]
 fn binding_a_live_unix_path_is_refused_and_a_stale_one_is_replaced() {
-    let dir = std::env::temp_dir().join(format!("ac-bind-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ep = Endpoint::Unix(dir.join("s.sock"));
+    // Removed with what it holds, also when an assertion fails.
+    let dir = harness::TempDir::new("ac-bind").unwrap();
+    let ep = Endpoint::Unix(dir.path().join("s.sock"));
     let opts = SocketOptions::default();
     let live = bind(&ep, &opts).unwrap();
     assert_eq!(
@@ -53,5 +54,4 @@ fn binding_a_live_unix_path_is_refused_and_a_stale_one_is_replaced() {
     let again = bind(&ep, &opts).unwrap();
     drop(again);
     remove_unix_socket(&ep);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,8 +3,6 @@
 //! std server.
 
 use adapter_std::Served as _;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use adapter_std::{Server, ServerHandle};
 use conformance::{Endpoint, Harness, RunningServer, ServerSpec};
@@ -25,29 +23,13 @@ impl RunningServer for Running {
     }
 }
 
-fn temp_unix_path() -> std::path::PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "adapter-std-suite-{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
 impl Harness for StdHarness {
     fn name(&self) -> &'static str {
         "adapter-std"
     }
 
     fn start(&self, spec: ServerSpec) -> Box<dyn RunningServer> {
-        let endpoint = if spec.unix {
-            Endpoint::Unix(temp_unix_path())
-        } else {
-            Endpoint::Tcp(
-                spec.addr
-                    .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
-            )
-        };
+        let endpoint = spec.endpoint();
         let server = Server::bind(&endpoint, spec.options(), spec.handler)
             .unwrap_or_else(|e| panic!("cannot bind the std server on {endpoint}: {e}"));
         let handle = server

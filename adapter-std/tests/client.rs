@@ -5,7 +5,7 @@ use adapter_std::Served as _;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,21 +14,13 @@ use adapter_std::{
     Client, ClientError, ClientOptions, Handler, Server, ServerHandle, ServerOptions,
 };
 use conformance::Endpoint;
+use harness::TempSocket;
 use protocol::{
     AckResult, ClientConfig, CloseReason, MessageId, Request, RequestKind, ServerConfig,
 };
 
 fn localhost() -> Endpoint {
     Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-}
-
-fn temp_unix() -> Endpoint {
-    static N: AtomicU64 = AtomicU64::new(0);
-    Endpoint::Unix(std::env::temp_dir().join(format!(
-        "adapter-std-client-{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )))
 }
 
 fn serve(endpoint: &Endpoint, options: ServerOptions, handler: impl Handler) -> ServerHandle {
@@ -176,7 +168,8 @@ fn many_threads_share_one_client_and_every_frame_arrives_whole() {
 
 #[test]
 fn client_and_server_work_over_a_unix_socket_with_conn_first() {
-    let endpoint = temp_unix();
+    let socket = TempSocket::new("adapter-std-client");
+    let endpoint = Endpoint::Unix(socket.path().to_owned());
     let options = ServerOptions {
         config: ServerConfig {
             require_conn: true,
@@ -191,10 +184,10 @@ fn client_and_server_work_over_a_unix_socket_with_conn_first() {
     assert_eq!(client.submit(b"x").unwrap().result, AckResult::OK);
     client.close().unwrap();
     server.shutdown().unwrap();
-    let Endpoint::Unix(path) = endpoint else {
-        unreachable!()
-    };
-    assert!(!path.exists(), "the server removes its socket file");
+    assert!(
+        !socket.path().exists(),
+        "the server removes its socket file"
+    );
 }
 
 #[test]

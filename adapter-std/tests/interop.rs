@@ -4,25 +4,23 @@
 use adapter_std::Served as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
 use adapter_std::{Client, ClientOptions, Server, ServerOptions};
 use conformance::Endpoint;
+use harness::TempSocket;
 use protocol::{AckResult, ClientConfig, MessageId, Request, RequestKind, ServerConfig};
 
 fn localhost() -> Endpoint {
     Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
 }
 
-fn temp_unix() -> Endpoint {
-    static N: AtomicU64 = AtomicU64::new(0);
-    Endpoint::Unix(std::env::temp_dir().join(format!(
-        "adapter-std-interop-{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )))
+/// The endpoint of a fresh Unix socket path (the server removes its file;
+/// the guard, if the test fails first).
+fn unix(socket: &TempSocket) -> Endpoint {
+    Endpoint::Unix(socket.path().to_owned())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -111,7 +109,8 @@ fn std_client_against_tokio_server_over_tcp() {
 
 #[test]
 fn std_client_against_tokio_server_over_unix_with_conn_first() {
-    std_client_against_tokio_server_at(temp_unix(), true);
+    let socket = TempSocket::new("adapter-std-interop");
+    std_client_against_tokio_server_at(unix(&socket), true);
 }
 
 fn tokio_client_against_std_server_at(endpoint: Endpoint, require_conn: bool) {
@@ -191,5 +190,6 @@ fn tokio_client_against_std_server_over_tcp() {
 
 #[test]
 fn tokio_client_against_std_server_over_unix_with_conn_first() {
-    tokio_client_against_std_server_at(temp_unix(), true);
+    let socket = TempSocket::new("adapter-std-interop");
+    tokio_client_against_std_server_at(unix(&socket), true);
 }

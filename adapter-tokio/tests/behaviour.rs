@@ -3,8 +3,6 @@
 //! tokio server, each server on its own runtime thread.
 
 use adapter_tokio::Served as _;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -34,29 +32,13 @@ impl RunningServer for Running {
     }
 }
 
-fn temp_unix_path() -> std::path::PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "adapter-tokio-suite-{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
 impl Harness for TokioHarness {
     fn name(&self) -> &'static str {
         "adapter-tokio"
     }
 
     fn start(&self, spec: ServerSpec) -> Box<dyn RunningServer> {
-        let endpoint = if spec.unix {
-            Endpoint::Unix(temp_unix_path())
-        } else {
-            Endpoint::Tcp(
-                spec.addr
-                    .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
-            )
-        };
+        let endpoint = spec.endpoint();
         let options = spec.options();
         let handler = spec.handler;
         let (tx, rx) = mpsc::channel();

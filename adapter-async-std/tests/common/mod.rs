@@ -4,9 +4,6 @@
 #![allow(dead_code)]
 
 use adapter_async_std::Served as _;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -27,14 +24,7 @@ impl<R: BlockOn> Harness for RtHarness<R> {
     }
 
     fn start(&self, spec: ServerSpec) -> Box<dyn RunningServer> {
-        let endpoint = if spec.unix {
-            Endpoint::Unix(temp_socket_path("conf"))
-        } else {
-            Endpoint::Tcp(
-                spec.addr
-                    .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
-            )
-        };
+        let endpoint = spec.endpoint();
         Box::new(start_server(
             &self.0,
             &endpoint,
@@ -97,16 +87,6 @@ pub fn start_server<R: BlockOn, H: Handler>(
         totals,
         wait,
     }
-}
-
-/// A fresh Unix socket path, unique per call.
-pub fn temp_socket_path(tag: &str) -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "aas-{tag}-{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
 }
 
 /// Runs `fut` on `rt`, failing the test if it takes longer than `limit`.

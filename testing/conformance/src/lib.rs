@@ -24,7 +24,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,6 +107,21 @@ impl ServerSpec {
                 ..self.config.clone()
             },
             socket: self.socket.clone(),
+        }
+    }
+
+    /// Where the spec's server listens: with `unix`, a fresh path in the
+    /// temp dir (from `harness::TempSocket`; the server creates the file
+    /// and removes it, and [`support::Server`] checks that it did), else
+    /// `addr` or 127.0.0.1:0.
+    pub fn endpoint(&self) -> Endpoint {
+        if self.unix {
+            Endpoint::Unix(harness::TempSocket::new("conformance").keep())
+        } else {
+            Endpoint::Tcp(
+                self.addr
+                    .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            )
         }
     }
 }

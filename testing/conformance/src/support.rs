@@ -10,6 +10,7 @@ use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -33,12 +34,23 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A server started for a scenario: shut down when the scenario ends, and
 /// in the background if the scenario panics (so a failing scenario neither
-/// hangs nor leaves a server behind for long).
+/// hangs nor leaves a server behind for long). A Unix server's socket file
+/// is removed if the server leaves it behind: after a graceful shutdown
+/// that fails the scenario, after one in the background silently.
 pub struct Server {
     inner: Option<Box<dyn RunningServer>>,
     endpoint: Endpoint,
     harness: &'static str,
     shutdown_limit: Duration,
+}
+
+/// Removes the socket file of a Unix `endpoint` if it is still there;
+/// true if it was.
+fn remove_left_socket(endpoint: &Endpoint) -> bool {
+    match endpoint {
+        Endpoint::Unix(path) => std::fs::remove_file(path).is_ok(),
+        Endpoint::Tcp(_) => false,
+    }
 }
 
 impl Server {
@@ -73,8 +85,9 @@ impl Server {
     }
 
     /// Graceful shutdown; panics if [`RunningServer::shutdown`] does not
-    /// return within the spec's `shutdown_timeout` plus 5 s. Returns how
-    /// long it took.
+    /// return within the spec's `shutdown_timeout` plus 5 s, or returns
+    /// with a Unix server's socket file still there. Returns how long it
+    /// took.
     pub fn shutdown(mut self) -> Duration {
         let Some(inner) = self.inner.take() else {
             return Duration::ZERO;
@@ -86,15 +99,29 @@ impl Server {
             let _ = tx.send(());
         });
         match rx.recv_timeout(self.shutdown_limit) {
-            Ok(()) => started.elapsed(),
-            Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                "{}: RunningServer::shutdown on {} did not return within {:?}",
-                self.harness, self.endpoint, self.shutdown_limit
-            ),
-            Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
-                "{}: RunningServer::shutdown on {} panicked",
-                self.harness, self.endpoint
-            ),
+            Ok(()) => {
+                let took = started.elapsed();
+                assert!(
+                    !remove_left_socket(&self.endpoint),
+                    "{}: after shutdown the socket file of {} must be removed (the suite removed it)",
+                    self.harness,
+                    self.endpoint
+                );
+                took
+            }
+            Err(e) => {
+                remove_left_socket(&self.endpoint);
+                match e {
+                    mpsc::RecvTimeoutError::Timeout => panic!(
+                        "{}: RunningServer::shutdown on {} did not return within {:?}",
+                        self.harness, self.endpoint, self.shutdown_limit
+                    ),
+                    mpsc::RecvTimeoutError::Disconnected => panic!(
+                        "{}: RunningServer::shutdown on {} panicked",
+                        self.harness, self.endpoint
+                    ),
+                }
+            }
         }
     }
 }
@@ -104,7 +131,12 @@ impl Drop for Server {
         if let Some(inner) = self.inner.take() {
             // Not waited for: the scenario is failing (or forgot to shut
             // down) and must not hang on a server that does not stop.
-            thread::spawn(move || inner.shutdown());
+            let endpoint = self.endpoint.clone();
+            thread::spawn(move || {
+                // A panic in it has said what it is already.
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| inner.shutdown()));
+                remove_left_socket(&endpoint);
+            });
         }
     }
 }
