@@ -111,6 +111,11 @@ impl RequestKind {
 /// Clients make them with [`IdGenerator`]: 8 ASCII decimal digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+// Aligned as a u64: the decoder moves it as one word. At its natural
+// alignment of 1 it sat at odd offsets in `Packet` and the decode results,
+// and the byte-wise stores then wide loads stalled (store forwarding):
+// 8% of the core's time at 64 pipelined requests.
+#[repr(align(8))]
 pub struct MessageId(pub [u8; ID_LEN]);
 
 impl MessageId {
