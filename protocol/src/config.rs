@@ -53,6 +53,12 @@ pub struct ServerConfig {
     /// are cut ([`CloseReason::ShutdownDeadline`](crate::CloseReason::ShutdownDeadline)).
     /// Default 10 s.
     pub shutdown_timeout: Duration,
+    /// How long a connection that starts with a handshake (TLS, see
+    /// [`ServerConnection::expect_handshake`](crate::ServerConnection::expect_handshake))
+    /// may take to finish it: one that stalls is closed
+    /// ([`CloseReason::HandshakeTimeout`](crate::CloseReason::HandshakeTimeout)).
+    /// Default 10 s; `None` waits for ever.
+    pub handshake_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +76,7 @@ impl Default for ServerConfig {
             linger_quiet: Duration::from_millis(250),
             max_connections: 10_000,
             shutdown_timeout: Duration::from_secs(10),
+            handshake_timeout: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -98,6 +105,7 @@ impl ServerConfig {
         timeout(Setting::IdleTimeout, self.idle_timeout)?;
         timeout(Setting::FrameTimeout, self.frame_timeout)?;
         timeout(Setting::WriteStallTimeout, self.write_stall_timeout)?;
+        timeout(Setting::HandshakeTimeout, self.handshake_timeout)?;
         if self.linger.is_some_and(|d| !d.is_zero()) {
             timeout(Setting::LingerQuiet, Some(self.linger_quiet))?;
         }

@@ -149,6 +149,20 @@ pub enum CloseReason {
         /// Bytes queued and not yet written.
         unsent: usize,
     },
+    /// The connection's handshake (TLS) did not finish in time.
+    #[error("handshake timeout: not finished within {after:?}")]
+    HandshakeTimeout {
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The secure channel under the conversation failed: a bad handshake,
+    /// a certificate refused, a record that does not decrypt, a peer that
+    /// does not speak TLS (reported by the TLS layer).
+    #[error("tls: {error}")]
+    Tls {
+        /// What the TLS layer found.
+        error: String,
+    },
     /// The socket failed (reported by the adapter).
     #[error("io error: {kind}")]
     Io {
@@ -182,6 +196,8 @@ impl CloseReason {
             Self::AckMismatch { .. } => "ack_mismatch",
             Self::UnsolicitedAck { .. } => "unsolicited_ack",
             Self::ShutdownDeadline { .. } => "shutdown_deadline",
+            Self::HandshakeTimeout { .. } => "handshake_timeout",
+            Self::Tls { .. } => "tls_error",
             Self::Io { .. } => "io_error",
             Self::Aborted => "aborted",
         }
@@ -275,6 +291,8 @@ pub enum Setting {
     LingerQuiet,
     /// `max_connections`.
     MaxConnections,
+    /// `handshake_timeout`.
+    HandshakeTimeout,
     /// `max_in_flight`.
     MaxInFlight,
     /// `response_timeout`.
@@ -294,6 +312,7 @@ impl Setting {
             Self::WriteStallTimeout => "write_stall_timeout",
             Self::LingerQuiet => "linger_quiet",
             Self::MaxConnections => "max_connections",
+            Self::HandshakeTimeout => "handshake_timeout",
             Self::MaxInFlight => "max_in_flight",
             Self::ResponseTimeout => "response_timeout",
         }
@@ -307,6 +326,7 @@ impl Setting {
             | Self::FrameTimeout
             | Self::WriteStallTimeout
             | Self::LingerQuiet
+            | Self::HandshakeTimeout
             | Self::ResponseTimeout => " ms",
             Self::MaxPendingRequests | Self::MaxConnections | Self::MaxInFlight => "",
         }

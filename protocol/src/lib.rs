@@ -168,7 +168,7 @@ pub use config::{ClientConfig, ServerConfig};
 pub use error::{
     CloseReason, ConfigError, DecodeError, EncodeError, RespondError, Setting, SubmitError,
 };
-pub use server::{Request, ServerConnection, ServerEvent};
+pub use server::{PeerIdentity, Request, ServerConnection, ServerEvent};
 pub use wire::{
     ACK_FRAME_LEN, AckResult, CommandId, DEFAULT_MAX_FRAME_LEN, HEADER_LEN, ID_LEN, IdGenerator,
     MAX_FRAME_LEN_LIMIT, MIN_FRAME_LEN, MessageId, REQUEST_OVERHEAD, RequestHandle, RequestKind,

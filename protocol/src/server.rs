@@ -45,6 +45,33 @@ pub struct Request {
     pub id: MessageId,
     /// The request's payload: a slice of the receive buffer.
     pub payload: Bytes,
+    /// Who the peer proved to be in the connection's handshake (the subject
+    /// of a verified TLS client certificate), if it did: see
+    /// [`ServerConnection::handshake_done`]. `None` on a plain connection.
+    pub identity: Option<PeerIdentity>,
+}
+
+/// A peer's proven identity, as the handshake layer names it (for a TLS
+/// client certificate: its first DNS name, else its subject). Cheap to
+/// clone: every request of the connection shares it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerIdentity(std::sync::Arc<str>);
+
+impl PeerIdentity {
+    /// An identity named `name`.
+    pub fn new(name: &str) -> Self {
+        Self(name.into())
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PeerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[derive(Debug)]
@@ -119,6 +146,9 @@ pub struct ServerConnection {
     /// what was buffered before the FIN overwrites): no lingering then.
     peer_eof: bool,
     refused: u64,
+    /// A handshake is under way and must end by then (`expect_handshake`).
+    handshake_until: Option<Instant>,
+    identity: Option<PeerIdentity>,
 }
 
 impl ServerConnection {
@@ -141,7 +171,34 @@ impl ServerConnection {
             deadline: None,
             peer_eof: false,
             refused: 0,
+            handshake_until: None,
+            identity: None,
         }
+    }
+
+    /// The connection starts with a handshake under the protocol (TLS):
+    /// no request comes until [`handshake_done`](Self::handshake_done), and
+    /// one that has not finished `handshake_timeout` after `now` is closed
+    /// with [`CloseReason::HandshakeTimeout`]. The layer that runs the
+    /// handshake calls this once, before any input.
+    pub fn expect_handshake(&mut self, now: Instant) {
+        if self.phase == Phase::Conversing {
+            self.handshake_until = deadline(Some(now), self.config.handshake_timeout);
+        }
+    }
+
+    /// The handshake finished at `now`; `identity` is who the peer proved
+    /// to be (it comes with each [`Request`]). The idle timer starts now.
+    pub fn handshake_done(&mut self, identity: Option<PeerIdentity>, now: Instant) {
+        self.handshake_until = None;
+        self.identity = identity;
+        self.last_activity = now;
+    }
+
+    /// True between [`expect_handshake`](Self::expect_handshake) and
+    /// [`handshake_done`](Self::handshake_done).
+    pub fn is_handshaking(&self) -> bool {
+        self.handshake_until.is_some()
     }
 
     /// The configuration in force.
@@ -260,6 +317,12 @@ impl ServerConnection {
             self.abort(CloseReason::ShutdownDeadline { unanswered, unsent });
             return;
         }
+        if self.handshake_until.is_some_and(|at| now >= at)
+            && let Some(after) = self.config.handshake_timeout
+        {
+            self.abort(CloseReason::HandshakeTimeout { after });
+            return;
+        }
         if let Some(at) = self.io.write_deadline(self.config.write_stall_timeout)
             && now >= at
         {
@@ -342,6 +405,7 @@ impl ServerConnection {
                     self.io.write_deadline(self.config.write_stall_timeout),
                     self.io.frame_deadline(self.config.frame_timeout),
                 );
+                let t = earliest(t, self.handshake_until);
                 earliest(earliest(t, self.idle_deadline()), self.deadline)
             }
         }
@@ -543,6 +607,7 @@ impl ServerConnection {
                 kind,
                 id,
                 payload,
+                identity: self.identity.clone(),
             }));
         }
     }

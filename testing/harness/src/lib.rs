@@ -54,6 +54,7 @@ mod ansi;
 mod child;
 mod net;
 mod output;
+pub mod pki;
 mod registry;
 mod temp;
 
