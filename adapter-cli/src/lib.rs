@@ -21,6 +21,7 @@ use adapter_common::runtime::{Runtime, sleep_until};
 use adapter_common::{
     Client, ClientError, Endpoint, Served, ServerOptions, ShutdownHandle, SocketOptions,
 };
+use protocol_tls::ServerTls;
 
 /// `--addr` / `--unix`: where to listen or connect.
 #[derive(Debug, Clone, Args)]
@@ -94,6 +95,21 @@ pub struct ServeArgs {
     /// close every connection within this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_timeout: u64,
+    /// Serve TLS (ALPN lenproto/1) with this certificate chain (PEM); needs
+    /// --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: require a client certificate that chains to this CA
+    /// (PEM); its name (first SAN, else CN) comes with each request.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Close a TLS connection whose handshake is not done within this many
+    /// seconds (0 = never).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub handshake_timeout: u64,
     /// Log level: error, warn, info (a line per connection), debug (a line
     /// per request), trace; or a tracing filter such as `adapter_tokio=debug`.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
@@ -117,12 +133,32 @@ impl ServeArgs {
             require_conn: self.require_conn,
             max_connections: self.max_connections.unwrap_or(default_max_connections),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            handshake_timeout: secs(self.handshake_timeout),
             ..ServerConfig::default()
         };
         exit_if_invalid(config.validate());
         ServerOptions {
             config,
             socket: SocketOptions::default(),
+            tls: self.server_tls(),
+        }
+    }
+
+    /// The TLS settings the flags name, loaded: a file that cannot serve
+    /// exits with status 2 and one line naming it and what is wrong.
+    fn server_tls(&self) -> Option<ServerTls> {
+        let (cert, key) = (self.tls_cert.as_ref()?, self.tls_key.as_ref()?);
+        match ServerTls::from_pem_files(cert, key, self.tls_client_ca.as_deref()) {
+            Ok(tls) => {
+                for warning in tls.warnings() {
+                    eprintln!("warning: {warning}");
+                }
+                Some(tls)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
         }
     }
 }

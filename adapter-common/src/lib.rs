@@ -20,6 +20,7 @@ pub mod handler;
 mod net;
 pub mod runtime;
 pub mod server;
+pub mod session;
 pub mod supervisor;
 mod totals;
 
@@ -32,5 +33,6 @@ pub use net::{
 };
 pub use runtime::{Runtime, Socket, Timer};
 pub use server::{Server, ServerOptions};
+pub use session::ServerSession;
 pub use supervisor::{Admission, Control, Served, ShutdownHandle, Signal, Supervisor, block_on};
 pub use totals::{RateLimiter, ServerTotals, conn_closed_line};

@@ -13,6 +13,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use protocol::{
     AckResult, CloseReason, RequestHandle, ServerConfig, ServerConnection, ServerEvent,
 };
+use protocol_tls::ServerTls;
 
 use crate::handler::{Handler, Reply};
 use crate::net::{AcceptBackoff, Endpoint, SocketOptions, bind, remove_unix_socket};
@@ -20,6 +21,7 @@ use crate::runtime::{
     Deadline, READ_BUDGET, READ_BYTES_BUDGET, Runtime, Socket, poll_read_step, poll_write_step,
     sleep_until,
 };
+use crate::session::ServerSession;
 use crate::supervisor::{Served, Signal, Supervisor};
 
 /// How a server runs: the core's limits (per connection and server-wide)
@@ -31,6 +33,8 @@ pub struct ServerOptions {
     pub config: ServerConfig,
     /// Listener and connection socket options.
     pub socket: SocketOptions,
+    /// TLS on every connection (`None`: plain).
+    pub tls: Option<ServerTls>,
 }
 
 /// Checks the options before anything starts: an error names the setting,
@@ -120,11 +124,24 @@ impl<R: Runtime, H: Handler> Server<R, H> {
                     let Some(admission) = supervisor.admit(peer, Arc::clone(&signal)) else {
                         continue;
                     };
-                    let conn = ServerConnection::new(options.config.clone(), Instant::now());
-                    let task = serve(rt.clone(), socket, conn, Arc::clone(&handler), signal);
-                    // `map`, not an async block awaiting `task`: that holds
+                    let now = Instant::now();
+                    let conn = ServerConnection::new(options.config.clone(), now);
+                    let (handler, finish) = (Arc::clone(&handler), move |(stats, reason)| {
+                        admission.finish(&stats, &reason)
+                    });
+                    // `map`, not an async block awaiting the task: that holds
                     // the connection's state twice (its resident memory).
-                    rt.spawn(task.map(move |(stats, reason)| admission.finish(&stats, &reason)));
+                    match &options.tls {
+                        None => {
+                            rt.spawn(serve(rt.clone(), socket, conn, handler, signal).map(finish))
+                        }
+                        Some(tls) => match tls.accept(conn, now) {
+                            Ok(conn) => rt.spawn(
+                                serve(rt.clone(), socket, conn, handler, signal).map(finish),
+                            ),
+                            Err(e) => tracing::warn!("TLS session not started: {e}"),
+                        },
+                    }
                 }
                 Some(Err(e)) => {
                     let delay = supervisor.accept_failed(&e, &mut backoff);
@@ -160,10 +177,10 @@ impl<R: Runtime, H: Handler> Server<R, H> {
 /// An `async` block, not an `async fn`: an `async fn` keeps its arguments
 /// (the core among them) twice in its state.
 #[allow(clippy::manual_async_fn)]
-pub fn serve<R: Runtime, H: Handler>(
+pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
     rt: R,
     mut socket: R::Socket,
-    mut conn: ServerConnection,
+    mut conn: S,
     handler: Arc<H>,
     shutdown: Arc<Signal>,
 ) -> impl Future<Output = (protocol::ConnectionStats, CloseReason)> {
@@ -218,7 +235,7 @@ pub fn serve<R: Runtime, H: Handler>(
                     &mut socket,
                     cx,
                     &mut conn,
-                    ServerConnection::transmit_buf,
+                    S::transmit_buf,
                     |c, n| c.handle_written(n, now),
                 ) {
                     // Progress may have reopened input: drain again.
@@ -268,7 +285,7 @@ pub fn serve<R: Runtime, H: Handler>(
     }
 }
 
-fn respond(conn: &mut ServerConnection, handle: RequestHandle, result: AckResult, now: Instant) {
+fn respond(conn: &mut impl ServerSession, handle: RequestHandle, result: AckResult, now: Instant) {
     if let Err(e) = conn.respond(handle, result, now) {
         // Handles come from this connection and are answered once: a bug.
         tracing::error!("answer lost: {e}");

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use adapter_common::server::validate;
 use adapter_common::{
     AcceptBackoff, Admission, Control, Endpoint, Handler, Net, Reply, Served, ServerOptions,
-    Signal, StdListener, StdStream, Supervisor, bind, block_on, configure_tcp, is_timeout,
-    remove_unix_socket,
+    ServerSession, Signal, StdListener, StdStream, Supervisor, bind, block_on, configure_tcp,
+    is_timeout, remove_unix_socket,
 };
 use protocol::{CloseReason, ServerConnection, ServerEvent};
 use tracing::{debug, warn};
@@ -24,6 +24,10 @@ use crate::timeout::SocketTimeout;
 /// otherwise: 64 KiB, not the 2 MiB of a spawned thread. The loop needs
 /// well under 16 KiB plus its 8 KiB read buffer; the rest is the handler's.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+
+/// The least stack of a connection thread that runs a TLS handshake (its
+/// key exchange and signature run on it).
+const TLS_STACK_SIZE: usize = 256 * 1024;
 
 /// Bytes read per `read`, into a buffer on the connection thread's stack:
 /// an idle connection holds no heap buffer.
@@ -164,13 +168,24 @@ impl<H: Handler> Server<H> {
             stop: Arc::clone(self.supervisor.stop()),
         };
         let config = self.options.config.clone();
+        let tls = self.options.tls.clone();
+        let stack_size = match tls {
+            Some(_) => self.stack_size.max(TLS_STACK_SIZE),
+            None => self.stack_size,
+        };
         thread::Builder::new()
             .name("adapter-std-conn".to_owned())
-            .stack_size(self.stack_size)
+            .stack_size(stack_size)
             .spawn(move || {
-                let mut core = ServerConnection::new(config, Instant::now());
-                let reason = conn.serve(&mut core);
-                conn.admission.finish(&core.stats(), &reason);
+                let now = Instant::now();
+                let core = ServerConnection::new(config, now);
+                match tls {
+                    None => conn.run(core),
+                    Some(tls) => match tls.accept(core, now) {
+                        Ok(session) => conn.run(session),
+                        Err(e) => warn!("TLS session not started: {e}"),
+                    },
+                }
             })
             .map(drop)
     }
@@ -208,9 +223,15 @@ struct Connection<H> {
 }
 
 impl<H: Handler> Connection<H> {
+    /// Serves the connection, then reports its end.
+    fn run<S: ServerSession>(self, mut session: S) {
+        let reason = self.serve(&mut session);
+        self.admission.finish(&session.stats(), &reason);
+    }
+
     /// The run loop of the `protocol` crate docs, plus the std specifics:
     /// the shutdown check, the cached socket timeouts, the FIN.
-    fn serve(&self, conn: &mut ServerConnection) -> CloseReason {
+    fn serve<S: ServerSession>(&self, conn: &mut S) -> CloseReason {
         let stream = &*self.stream;
         let mut buf = [0u8; READ_CHUNK];
         let (mut read_timeout, mut write_timeout) = <(SocketTimeout, SocketTimeout)>::default();
@@ -254,7 +275,7 @@ impl<H: Handler> Connection<H> {
                             self.see_shutdown(conn, &mut closing);
                             conn.handle_eof(Instant::now());
                         }
-                        Some(data) => conn.handle_input(data, Instant::now()),
+                        Some(data) => conn.input(data, Instant::now()),
                     })
             } else {
                 thread::sleep(wait.map_or(NAP, |w| w.min(NAP)));
@@ -277,7 +298,7 @@ impl<H: Handler> Connection<H> {
     /// a peer still sending would stall on a zero window until the
     /// deadline. Ending the linger (`handle_eof`; a no-op until it starts)
     /// closes the socket at once, and the kernel resets such a peer.
-    fn see_shutdown(&self, conn: &mut ServerConnection, closing: &mut bool) {
+    fn see_shutdown<S: ServerSession>(&self, conn: &mut S, closing: &mut bool) {
         if !*closing
             && self.stop.is_set()
             && let Some(deadline) = self.admission.shutdown_deadline()

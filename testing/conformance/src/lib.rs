@@ -107,6 +107,7 @@ impl ServerSpec {
                 ..self.config.clone()
             },
             socket: self.socket.clone(),
+            tls: None,
         }
     }
 

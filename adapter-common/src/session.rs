@@ -1,0 +1,106 @@
+//! What a server driver drives: the protocol core, plain or under TLS.
+//! Both drivers (the async one of this crate, adapter-std's) are written
+//! once over [`ServerSession`]; a server picks the session per its options.
+
+use std::io;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use protocol::{
+    AckResult, ConnectionStats, RequestHandle, RespondError, ServerConnection, ServerEvent,
+};
+use protocol_tls::TlsServer;
+
+use crate::runtime::Input;
+
+/// A server connection as its driver sees it: the plain core's API, which
+/// [`TlsServer`] offers too (bytes in and out are then ciphertext).
+pub trait ServerSession: Input + Send + 'static {
+    /// The next event: a request, the lingering close's FIN, the end.
+    fn poll_event(&mut self) -> Option<ServerEvent>;
+    /// Answers a request.
+    fn respond(
+        &mut self,
+        handle: RequestHandle,
+        result: AckResult,
+        now: Instant,
+    ) -> Result<(), RespondError>;
+    /// Bytes for the socket.
+    fn transmit_buf(&self) -> &[u8];
+    /// `n` bytes of [`transmit_buf`](Self::transmit_buf) were written.
+    fn handle_written(&mut self, n: usize, now: Instant);
+    /// False while the session wants no bytes from the socket.
+    fn wants_input(&self) -> bool;
+    /// The socket's end of stream.
+    fn handle_eof(&mut self, now: Instant);
+    /// The socket failed.
+    fn handle_io_error(&mut self, kind: io::ErrorKind);
+    /// The next deadline.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Fires expired timers.
+    fn handle_timeout(&mut self, now: Instant);
+    /// Closes gracefully, by `deadline` when given (server shutdown).
+    fn close(&mut self, now: Instant, deadline: Option<Instant>);
+    /// The core's counters.
+    fn stats(&self) -> ConnectionStats;
+}
+
+/// Both sessions forward to same-named methods of their own.
+macro_rules! session {
+    ($t:ty) => {
+        impl ServerSession for $t {
+            fn poll_event(&mut self) -> Option<ServerEvent> {
+                <$t>::poll_event(self)
+            }
+            fn respond(
+                &mut self,
+                handle: RequestHandle,
+                result: AckResult,
+                now: Instant,
+            ) -> Result<(), RespondError> {
+                <$t>::respond(self, handle, result, now)
+            }
+            fn transmit_buf(&self) -> &[u8] {
+                <$t>::transmit_buf(self)
+            }
+            fn handle_written(&mut self, n: usize, now: Instant) {
+                <$t>::handle_written(self, n, now)
+            }
+            fn wants_input(&self) -> bool {
+                <$t>::wants_input(self)
+            }
+            fn handle_eof(&mut self, now: Instant) {
+                <$t>::handle_eof(self, now)
+            }
+            fn handle_io_error(&mut self, kind: io::ErrorKind) {
+                <$t>::handle_io_error(self, kind)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$t>::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$t>::handle_timeout(self, now)
+            }
+            fn close(&mut self, now: Instant, deadline: Option<Instant>) {
+                <$t>::close(self, now, deadline)
+            }
+            fn stats(&self) -> ConnectionStats {
+                <$t>::stats(self)
+            }
+        }
+    };
+}
+session!(ServerConnection);
+session!(TlsServer);
+
+impl Input for TlsServer {
+    fn input_buffer(&mut self) -> &mut BytesMut {
+        TlsServer::input_buffer(self)
+    }
+    fn appended(&mut self, n: usize, now: Instant) {
+        self.handle_input_appended(n, now);
+    }
+    fn input(&mut self, data: &[u8], now: Instant) {
+        self.handle_input(data, now);
+    }
+}
