@@ -35,6 +35,7 @@ use protocol::{AckResult, Request, ServerConfig};
 pub mod process;
 pub mod scenarios;
 pub mod support;
+pub mod tls_cli;
 
 /// The application a test server runs: any closure over the request,
 /// behind the one [`Handler`] every adapter serves (answered at once).

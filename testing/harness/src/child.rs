@@ -44,10 +44,12 @@ pub enum Sink {
 }
 
 /// How a child is started: its name in messages, where its output goes,
-/// how it is stopped and what it may open. Stdin is always `/dev/null`.
+/// how it is stopped and what it may open. Stdin is `/dev/null` unless
+/// [`stdin_pipe`](Spawn::stdin_pipe).
 #[derive(Debug, Clone)]
 pub struct Spawn {
     name: String,
+    stdin_pipe: bool,
     stdout: Sink,
     stderr: Sink,
     grace: Duration,
@@ -61,6 +63,7 @@ impl Spawn {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
+            stdin_pipe: false,
             stdout: Sink::Inherit,
             stderr: Sink::Inherit,
             grace: DEFAULT_GRACE,
@@ -73,6 +76,12 @@ impl Spawn {
     /// into its log ([`Sink::Lines`]).
     pub fn server(name: impl Into<String>) -> Self {
         Self::new(name).stdout(Sink::Null).stderr(Sink::Lines)
+    }
+
+    /// Its stdin is a pipe for the caller to write ([`Tracked::child_mut`]).
+    pub fn stdin_pipe(mut self) -> Self {
+        self.stdin_pipe = true;
+        self
     }
 
     /// Where its stdout goes.
@@ -113,6 +122,7 @@ impl Spawn {
     pub fn spawn(self, mut cmd: Command) -> Result<Tracked, String> {
         let Spawn {
             name,
+            stdin_pipe,
             stdout,
             stderr,
             grace,
@@ -148,7 +158,11 @@ impl Spawn {
                 Ok(())
             });
         }
-        cmd.stdin(Stdio::null());
+        cmd.stdin(if stdin_pipe {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         cmd.stdout(stdio(&name, &stdout)?);
         cmd.stderr(stdio(&name, &stderr)?);
         let mut child = spawn_registered(&mut cmd, &name, own_group)

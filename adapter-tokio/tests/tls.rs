@@ -1,0 +1,4 @@
+//! TLS through the `adapter-tokio` binary: the shared TLS scenarios
+//! (openssl interop, mutual TLS, hostile handshakes, bad files).
+
+conformance::tls_binary_suite!(env!("CARGO_BIN_EXE_adapter-tokio"), &[]);

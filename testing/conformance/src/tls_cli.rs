@@ -1,0 +1,347 @@
+//! TLS through an adapter's binary, the same for every adapter: `serve
+//! --tls-cert --tls-key [--tls-client-ca]` against an independent TLS
+//! stack (`openssl s_client`, which `.ci/run` installs when missing),
+//! hostile handshakes, and the settings that must exit with status 2.
+//!
+//! An adapter's test file runs them all with [`tls_binary_suite!`](crate::tls_binary_suite).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use harness::pki::{SERVER_NAME, TestPki};
+use harness::{Sink, Spawn, Tracked};
+use protocol::{AckResult, MessageId, RequestKind};
+
+use crate::support::{ack_frame, request_frame};
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// An adapter's binary: its path and the environment it runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct Binary<'a> {
+    /// The executable.
+    pub path: &'a str,
+    /// Extra environment (e.g. `ADAPTER_RUNTIME=smol`).
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// A running `serve` over TLS on a free loopback port.
+struct Serve {
+    child: Tracked,
+    addr: SocketAddr,
+}
+
+impl Serve {
+    fn start(bin: Binary<'_>, pki: &TestPki, extra: &[&str]) -> Self {
+        let (cert, key) = (pki.server_cert(), pki.server_key());
+        let mut cmd = Command::new(bin.path);
+        cmd.envs(bin.env.iter().copied())
+            .args(["serve", "--addr", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .args(extra);
+        let (child, line) = Spawn::server(format!("{} serve (TLS)", bin.path))
+            .spawn_until(cmd, "listening on ", WITHIN)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let at = line.find("listening on ").map_or("", |i| &line[i + 13..]);
+        let addr = at
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("cannot parse the address in {line:?}: {e}"));
+        Self { child, addr }
+    }
+
+    /// Waits until its log has `needle`.
+    fn expect_log(&mut self, needle: &str) {
+        if let Err(e) = self.child.wait_for_line(needle, WITHIN) {
+            panic!("the server never logged {needle:?}: {e}");
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.child.stop();
+    }
+}
+
+fn openssl() -> &'static str {
+    let found = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "openssl is not on PATH: the TLS interop tests need it (.ci/run installs Debian's \
+         `openssl` when it is missing: apt-get install openssl)"
+    );
+    "openssl"
+}
+
+/// What `openssl s_client` read back after sending one Submit: the bytes,
+/// at most one ack's worth, within the bound.
+fn s_client_submit(addr: SocketAddr, pki: &TestPki, extra: &[&str]) -> Vec<u8> {
+    let mut cmd = Command::new(openssl());
+    cmd.args([
+        "s_client",
+        "-quiet",
+        "-verify_return_error",
+        "-alpn",
+        "lenproto/1",
+    ])
+    .args([
+        "-connect",
+        &addr.to_string(),
+        "-servername",
+        SERVER_NAME,
+        "-CAfile",
+    ])
+    .arg(pki.ca())
+    .args(extra);
+    let mut child = Spawn::new("openssl s_client")
+        .stdin_pipe()
+        .stdout(Sink::Pipe)
+        .stderr(Sink::Null)
+        .spawn(cmd)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let frame = request_frame(
+        RequestKind::Submit,
+        &MessageId::from_counter(1),
+        b"over tls",
+    );
+    let mut stdin = child.child_mut().stdin.take();
+    if let Some(w) = stdin.as_mut() {
+        // A refused client may be gone already: what it read tells.
+        let _ = w.write_all(&frame).and_then(|()| w.flush());
+    }
+    let Some(mut out) = child.child_mut().stdout.take() else {
+        panic!("s_client has no stdout pipe");
+    };
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < 14 {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = tx.send(got);
+    });
+    let got = rx.recv_timeout(WITHIN).unwrap_or_default();
+    drop(stdin);
+    child.stop();
+    got
+}
+
+fn seed_ack() -> Vec<u8> {
+    ack_frame(
+        RequestKind::Submit,
+        &MessageId::from_counter(1),
+        AckResult::OK,
+    )
+    .to_vec()
+}
+
+fn pki() -> TestPki {
+    TestPki::new().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `openssl s_client` sends a raw Submit frame over TLS (ALPN lenproto/1)
+/// and reads the seed's 14-byte SubmitAck.
+pub fn openssl_s_client_gets_the_submit_ack(bin: Binary<'_>) {
+    let pki = pki();
+    let serve = Serve::start(bin, &pki, &[]);
+    assert_eq!(
+        s_client_submit(serve.addr, &pki, &[]),
+        seed_ack(),
+        "{}: the SubmitAck over TLS",
+        bin.path
+    );
+}
+
+/// Under `--tls-client-ca`, a client certificate from that CA is served
+/// and one from another CA is refused (and logged).
+pub fn mutual_tls_serves_the_ca_client_and_refuses_a_stranger(bin: Binary<'_>) {
+    let pki = pki();
+    let ca = pki.ca();
+    let ca = ca.to_string_lossy();
+    let mut serve = Serve::start(bin, &pki, &["--tls-client-ca", &ca]);
+    let as_client = |cert: std::path::PathBuf, key: std::path::PathBuf| {
+        let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+        s_client_submit(serve.addr, &pki, &["-cert", &cert, "-key", &key])
+    };
+    let ok = as_client(pki.client_cert(), pki.client_key());
+    assert_eq!(ok, seed_ack(), "{}: a client of the CA is served", bin.path);
+    let refused = as_client(pki.stranger_cert(), pki.stranger_key());
+    assert!(
+        refused.is_empty(),
+        "{}: a stranger got {refused:?}",
+        bin.path
+    );
+    serve.expect_log("tls: ");
+    let anonymous = s_client_submit(serve.addr, &pki, &[]);
+    assert!(
+        anonymous.is_empty(),
+        "{}: a client without a certificate got {anonymous:?}",
+        bin.path
+    );
+}
+
+/// A plaintext client on the TLS port is closed, with a logged reason,
+/// and nothing else is affected.
+pub fn a_plaintext_client_on_a_tls_port_is_closed_and_logged(bin: Binary<'_>) {
+    let pki = pki();
+    let mut serve = Serve::start(bin, &pki, &[]);
+    let mut plain = TcpStream::connect(serve.addr).unwrap_or_else(|e| panic!("connect: {e}"));
+    plain
+        .set_read_timeout(Some(WITHIN))
+        .unwrap_or_else(|e| panic!("{e}"));
+    plain
+        .write_all(&request_frame(
+            RequestKind::Submit,
+            &MessageId::from_counter(1),
+            b"plain",
+        ))
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    let mut buf = [0u8; 64];
+    let started = Instant::now();
+    match plain.read(&mut buf) {
+        Ok(0) | Err(_) if started.elapsed() < WITHIN => {}
+        Ok(n) => panic!("{}: a plaintext client got {:?}", bin.path, &buf[..n]),
+        Err(e) => panic!("{}: the plaintext client was not closed: {e}", bin.path),
+    }
+    serve.expect_log("tls: ");
+    assert_eq!(s_client_submit(serve.addr, &pki, &[]), seed_ack());
+}
+
+/// 200 handshakes that send half a ClientHello and go silent are all
+/// closed at `--handshake-timeout` while a normal client is served.
+pub fn stalled_handshakes_are_closed_at_the_timeout_while_others_are_served(bin: Binary<'_>) {
+    let pki = pki();
+    let mut serve = Serve::start(bin, &pki, &["--handshake-timeout", "1"]);
+    let half_hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00];
+    let stalled: Vec<TcpStream> = (0..200)
+        .map(|i| {
+            let mut s = TcpStream::connect(serve.addr)
+                .unwrap_or_else(|e| panic!("stalled handshake {i}: connect: {e}"));
+            s.write_all(&half_hello)
+                .unwrap_or_else(|e| panic!("stalled handshake {i}: {e}"));
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    assert_eq!(
+        s_client_submit(serve.addr, &pki, &[]),
+        seed_ack(),
+        "{}: a normal client is served while 200 handshakes stall",
+        bin.path
+    );
+    for (i, mut s) in stalled.into_iter().enumerate() {
+        s.set_read_timeout(Some(WITHIN))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = [0u8; 16];
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) if started.elapsed() < WITHIN => {}
+            other => panic!(
+                "{}: stalled handshake {i} was not closed: {other:?}",
+                bin.path
+            ),
+        }
+    }
+    serve.expect_log("handshake timeout");
+}
+
+/// TLS files that cannot serve: status 2 and one line naming the file and
+/// what is wrong with it.
+pub fn tls_files_that_cannot_serve_exit_2_with_one_line(bin: Binary<'_>) {
+    let pki = pki();
+    let missing = pki.dir().join("missing.pem");
+    let (cert, key, client_key) = (pki.server_cert(), pki.server_key(), pki.client_key());
+    let cases: [(&str, Vec<&std::path::Path>, &str); 3] = [
+        (
+            "a missing certificate",
+            vec![&missing, &key],
+            "cannot read it",
+        ),
+        (
+            "a key file as the certificate",
+            vec![&key, &key],
+            "no PEM certificate",
+        ),
+        (
+            "a key that is not the certificate's",
+            vec![&cert, &client_key],
+            "does not match",
+        ),
+    ];
+    for (what, files, says) in cases {
+        let mut cmd = Command::new(bin.path);
+        cmd.envs(bin.env.iter().copied())
+            .args(["serve", "--addr", "127.0.0.1:0", "--tls-cert"])
+            .arg(files[0])
+            .arg("--tls-key")
+            .arg(files[1]);
+        let done = harness::run(cmd, what, WITHIN).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            done.status.code(),
+            Some(2),
+            "{}: {what}: {}",
+            bin.path,
+            done.stderr
+        );
+        let errors: Vec<&str> = done
+            .stderr
+            .lines()
+            .filter(|l| l.contains("error"))
+            .collect();
+        assert!(
+            errors.len() == 1 && errors[0].contains(says),
+            "{}: {what}: expected one line saying {says:?}, got {:?}",
+            bin.path,
+            done.stderr
+        );
+    }
+    let mut cmd = Command::new(bin.path);
+    cmd.envs(bin.env.iter().copied())
+        .args(["serve", "--addr", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert);
+    let done = harness::run(cmd, "--tls-cert alone", WITHIN).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        done.status.code(),
+        Some(2),
+        "--tls-cert without --tls-key: {}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("--tls-key"), "{}", done.stderr);
+}
+
+/// One `#[test]` per TLS binary scenario for the binary `$bin` (with the
+/// environment `$env`).
+#[macro_export]
+macro_rules! tls_binary_suite {
+    ($bin:expr, $env:expr) => {
+        $crate::tls_binary_suite!(@tests $bin, $env;
+            openssl_s_client_gets_the_submit_ack,
+            mutual_tls_serves_the_ca_client_and_refuses_a_stranger,
+            a_plaintext_client_on_a_tls_port_is_closed_and_logged,
+            stalled_handshakes_are_closed_at_the_timeout_while_others_are_served,
+            tls_files_that_cannot_serve_exit_2_with_one_line,
+        );
+    };
+    (@tests $bin:expr, $env:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let _turn = $crate::process::shared_turn();
+                $crate::tls_cli::$name($crate::tls_cli::Binary { path: $bin, env: $env });
+            }
+        )*
+    };
+}
