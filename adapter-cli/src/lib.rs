@@ -21,7 +21,7 @@ use adapter_common::runtime::{Runtime, sleep_until};
 use adapter_common::{
     Client, ClientError, Endpoint, Served, ServerOptions, ShutdownHandle, SocketOptions,
 };
-use protocol_tls::ServerTls;
+use protocol_tls::{ClientTls, ServerTls};
 
 /// `--addr` / `--unix`: where to listen or connect.
 #[derive(Debug, Clone, Args)]
@@ -210,9 +210,51 @@ pub struct SubmitArgs {
     /// Give up on an ack after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: ClientTlsArgs,
     /// The payloads, one Submit each, sent in order.
     #[arg(value_name = "MESSAGE", required = true)]
     pub messages: Vec<String>,
+}
+
+/// A client's TLS flags (`submit`, `bench`).
+#[derive(Debug, Clone, Args)]
+pub struct ClientTlsArgs {
+    /// Speak TLS (ALPN lenproto/1), trusting the CA in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry. Default: the IP of
+    /// --addr (with --unix: localhost).
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
+    /// Mutual TLS: this client's certificate chain (PEM); needs --tls-key.
+    #[arg(long = "tls-cert", value_name = "PEM", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long = "tls-key", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// The TLS settings the flags name, loaded (`None`: plain); a file
+    /// that cannot serve exits with status 2 and one line naming it.
+    pub fn client_tls(&self, endpoint: &EndpointArgs) -> Option<ClientTls> {
+        let ca = self.tls_ca.as_ref()?;
+        let name = match (&self.tls_server_name, &endpoint.unix) {
+            (Some(name), _) => name.clone(),
+            (None, Some(_)) => "localhost".to_owned(),
+            (None, None) => endpoint.addr.ip().to_string(),
+        };
+        let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+        match ClientTls::from_pem_files(ca, &name, identity) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
 }
 
 impl SubmitArgs {
@@ -330,7 +372,15 @@ pub fn watch_signals(stop: ShutdownHandle) -> io::Result<signal_hook::iterator::
 pub async fn submit_main<R: Runtime>(rt: &R, args: &SubmitArgs) -> ExitCode {
     let run = async {
         let endpoint = args.endpoint.endpoint();
-        let client = Client::connect(rt, &endpoint, args.client_config()).await?;
+        let tls = args.tls.client_tls(&args.endpoint);
+        let client = Client::connect_tls(
+            rt,
+            &endpoint,
+            args.client_config(),
+            &SocketOptions::default(),
+            tls.as_ref(),
+        )
+        .await?;
         let mut pending = Vec::with_capacity(args.messages.len() + 1);
         for (kind, payload) in args.requests() {
             pending.push(client.send(kind, payload.as_bytes()).await?);

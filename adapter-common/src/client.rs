@@ -18,9 +18,12 @@ use protocol::{
     SubmitError,
 };
 
+use protocol_tls::ClientTls;
+
 use crate::client_error::ClientError;
 use crate::net::{Endpoint, SocketOptions};
 use crate::runtime::{Deadline, READ_BUDGET, Runtime, Socket, poll_read_step, poll_write_step};
+use crate::session::ClientSession;
 
 /// Where one request's ack (or the reason it got none) is handed over.
 #[derive(Debug, Default)]
@@ -108,7 +111,7 @@ impl Future for PendingAck {
 /// core's in-flight order; every adapter's client drives one.
 #[derive(Debug)]
 pub struct ClientCore {
-    conn: ClientConnection,
+    conn: ClientSession,
     waiters: VecDeque<Arc<Slot>>,
     /// How the connection ended, once it has.
     ended: Option<ClientError>,
@@ -117,22 +120,37 @@ pub struct ClientCore {
 impl ClientCore {
     /// A core with `config` (validated: an error names the setting).
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        Self::with_tls(config, None)
+    }
+
+    /// A core with `config`, under TLS with `tls` when given (its
+    /// ClientHello is the first thing to write).
+    pub fn with_tls(config: ClientConfig, tls: Option<&ClientTls>) -> Result<Self, ClientError> {
         config.validate()?;
+        let core = ClientConnection::new(config);
+        let conn = match tls {
+            None => ClientSession::Plain(core),
+            Some(tls) => ClientSession::Tls(Box::new(tls.connect(core).map_err(|e| {
+                ClientError::Tls {
+                    error: e.to_string(),
+                }
+            })?)),
+        };
         Ok(Self {
-            conn: ClientConnection::new(config),
+            conn,
             waiters: VecDeque::new(),
             ended: None,
         })
     }
 
-    /// The core, for the driver's IO (`transmit_buf`, input, timers).
-    pub fn conn(&mut self) -> &mut ClientConnection {
+    /// The session, for the driver's IO (`transmit_buf`, input, timers).
+    pub fn conn(&mut self) -> &mut ClientSession {
         &mut self.conn
     }
 
     /// Requests waiting for their acks.
     pub fn in_flight(&self) -> usize {
-        self.conn.in_flight()
+        self.conn.core().in_flight()
     }
 
     /// Queues a request in the core; its ack will reach the returned
@@ -292,7 +310,19 @@ impl Client {
         config: ClientConfig,
         opts: &SocketOptions,
     ) -> Result<Self, ClientError> {
-        let core = ClientCore::new(config)?;
+        Self::connect_tls(rt, endpoint, config, opts, None).await
+    }
+
+    /// Connects with the given socket options, over TLS with `tls` when
+    /// given.
+    pub async fn connect_tls<R: Runtime>(
+        rt: &R,
+        endpoint: &Endpoint,
+        config: ClientConfig,
+        opts: &SocketOptions,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, ClientError> {
+        let core = ClientCore::with_tls(config, tls)?;
         let socket = rt
             .connect(endpoint, opts)
             .await
@@ -415,7 +445,7 @@ async fn drive<R: Runtime>(rt: R, mut socket: R::Socket, shared: Arc<Shared>) {
                 &mut socket,
                 cx,
                 core,
-                ClientConnection::transmit_buf,
+                ClientSession::transmit_buf,
                 |c, n| c.handle_written(n, now),
             ) {
                 Ok(_) => {}

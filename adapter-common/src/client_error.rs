@@ -32,6 +32,12 @@ pub enum ClientError {
     /// The configuration is out of range (nothing was connected).
     #[error("invalid client configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The TLS session could not be started (rustls refused its settings).
+    #[error("TLS session not started: {error}")]
+    Tls {
+        /// rustls' error.
+        error: String,
+    },
     /// The socket failed.
     #[error("connection failed: {0}")]
     Io(#[source] Arc<io::Error>),

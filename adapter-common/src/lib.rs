@@ -31,8 +31,9 @@ pub use net::{
     AcceptBackoff, Endpoint, Net, SocketOptions, StdListener, StdStream, bind, configure_tcp,
     is_timeout, is_transient_accept_error, remove_unix_socket,
 };
+pub use protocol_tls::{ClientTls, ServerTls};
 pub use runtime::{Runtime, Socket, Timer};
 pub use server::{Server, ServerOptions};
-pub use session::ServerSession;
+pub use session::{ClientSession, ServerSession};
 pub use supervisor::{Admission, Control, Served, ShutdownHandle, Signal, Supervisor, block_on};
 pub use totals::{RateLimiter, ServerTotals, conn_closed_line};

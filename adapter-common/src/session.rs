@@ -1,5 +1,5 @@
-//! What a server driver drives: the protocol core, plain or under TLS.
-//! Both drivers (the async one of this crate, adapter-std's) are written
+//! What a driver drives: the protocol core, plain or under TLS. Both
+//! server drivers (the async one of this crate, adapter-std's) are written
 //! once over [`ServerSession`]; a server picks the session per its options.
 
 use std::io;
@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use protocol::{
-    AckResult, ConnectionStats, RequestHandle, RespondError, ServerConnection, ServerEvent,
+    AckResult, ClientConnection, ClientEvent, ConnectionStats, MessageId, RequestHandle,
+    RequestKind, RespondError, ServerConnection, ServerEvent, SubmitError,
 };
-use protocol_tls::TlsServer;
+use protocol_tls::{TlsClient, TlsServer};
 
 use crate::runtime::Input;
 
@@ -99,6 +100,104 @@ impl Input for TlsServer {
     }
     fn appended(&mut self, n: usize, now: Instant) {
         self.handle_input_appended(n, now);
+    }
+    fn input(&mut self, data: &[u8], now: Instant) {
+        self.handle_input(data, now);
+    }
+}
+
+/// A client connection as its driver sees it: the plain core, or the core
+/// under TLS (bytes in and out are then ciphertext).
+#[derive(Debug)]
+// The plain core stays inline (the common case: no extra allocation or
+// indirection); the TLS one is boxed, and is several KiB either way.
+#[allow(clippy::large_enum_variant)]
+pub enum ClientSession {
+    /// The plain core.
+    Plain(ClientConnection),
+    /// The core under TLS (boxed: rustls' state is large).
+    Tls(Box<TlsClient>),
+}
+
+/// Calls the same-named method on either session.
+macro_rules! either {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            ClientSession::Plain($s) => $e,
+            ClientSession::Tls($s) => $e,
+        }
+    };
+}
+
+impl ClientSession {
+    /// See [`ClientConnection::request`].
+    pub fn request(
+        &mut self,
+        kind: RequestKind,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<MessageId, SubmitError> {
+        either!(self, s => s.request(kind, payload, now))
+    }
+    /// See [`ClientConnection::poll_event`].
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        either!(self, s => s.poll_event())
+    }
+    /// Bytes for the socket.
+    pub fn transmit_buf(&self) -> &[u8] {
+        either!(self, s => s.transmit_buf())
+    }
+    /// `n` bytes of [`transmit_buf`](Self::transmit_buf) were written.
+    pub fn handle_written(&mut self, n: usize, now: Instant) {
+        either!(self, s => s.handle_written(n, now))
+    }
+    /// Bytes read from the socket.
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) {
+        either!(self, s => s.handle_input(data, now))
+    }
+    /// The socket's end of stream.
+    pub fn handle_eof(&mut self, now: Instant) {
+        either!(self, s => s.handle_eof(now))
+    }
+    /// The socket failed.
+    pub fn handle_io_error(&mut self, kind: io::ErrorKind) {
+        either!(self, s => s.handle_io_error(kind))
+    }
+    /// The next deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        either!(self, s => s.poll_timeout())
+    }
+    /// Fires expired timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        either!(self, s => s.handle_timeout(now))
+    }
+    /// See [`ClientConnection::close`].
+    pub fn close(&mut self, now: Instant) {
+        either!(self, s => s.close(now))
+    }
+    /// The protocol core (in flight, pending output, counters).
+    pub fn core(&self) -> &ClientConnection {
+        match self {
+            Self::Plain(c) => c,
+            Self::Tls(t) => t.core(),
+        }
+    }
+    /// True while a TLS handshake is under way.
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self, Self::Tls(t) if t.is_handshaking())
+    }
+    /// Output of the conversation not yet written (plaintext).
+    pub fn pending_output(&self) -> usize {
+        self.core().pending_output()
+    }
+}
+
+impl Input for ClientSession {
+    fn input_buffer(&mut self) -> &mut BytesMut {
+        either!(self, s => s.input_buffer())
+    }
+    fn appended(&mut self, n: usize, now: Instant) {
+        either!(self, s => s.handle_input_appended(n, now))
     }
     fn input(&mut self, data: &[u8], now: Instant) {
         self.handle_input(data, now);

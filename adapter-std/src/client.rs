@@ -39,6 +39,7 @@ use adapter_common::{
 };
 pub use adapter_common::{ClientError, PendingAck};
 use protocol::{Ack, ClientConfig, CloseReason, RequestKind, SubmitError};
+use protocol_tls::ClientTls;
 
 use crate::timeout::SocketTimeout;
 
@@ -57,8 +58,12 @@ pub struct ClientOptions {
     pub config: ClientConfig,
     /// TCP_NODELAY and keepalive for TCP connections.
     pub socket: SocketOptions,
-    /// Give up connecting (TCP) after this long. Default `None`: the OS's.
+    /// Give up connecting (TCP) after this long, and on the TLS handshake
+    /// after this long too. Default `None`: the OS's (and the response
+    /// timeout for the handshake).
     pub connect_timeout: Option<Duration>,
+    /// TLS, when given: the handshake is done in [`Client::connect`].
+    pub tls: Option<ClientTls>,
 }
 
 #[derive(Debug)]
@@ -103,7 +108,7 @@ pub struct Client {
 impl Client {
     /// Connects to `endpoint` (TCP or Unix) and starts the reader thread.
     pub fn connect(endpoint: &Endpoint, options: ClientOptions) -> Result<Self, ClientError> {
-        let core = ClientCore::new(options.config.clone())?;
+        let mut core = ClientCore::with_tls(options.config.clone(), options.tls.as_ref())?;
         let stream = match (endpoint, options.connect_timeout.filter(|t| !t.is_zero())) {
             (Endpoint::Tcp(addr), Some(t)) => TcpStream::connect_timeout(addr, t)
                 .and_then(|s| configure_tcp(&s, &options.socket).map(|()| Net::Tcp(s))),
@@ -117,6 +122,10 @@ impl Client {
         let c = &options.config;
         let (rt, ws) = (c.response_timeout, c.write_stall_timeout);
         let recheck = rt.min(ws).or(rt).or(ws);
+        if options.tls.is_some() {
+            let limit = options.connect_timeout.or(options.config.response_timeout);
+            handshake(&stream, &mut core, limit)?;
+        }
         let stream = Arc::new(stream);
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
@@ -253,24 +262,29 @@ impl Client {
         self.flush()
     }
 
-    /// Writes a copy of the core's pending output (the writer lock held:
-    /// the core's pending bytes are the copy's), reporting every write to
-    /// the core.
+    /// Writes copies of the session's pending output until there is none
+    /// (the writer lock held: the pending bytes are the copy's; over TLS,
+    /// each write may let more of the core's output be encrypted),
+    /// reporting every write to the session.
     fn flush(&self) -> Result<(), ClientError> {
-        let out = self.shared.lock().conn().transmit_buf().to_vec();
-        let mut rest = &out[..];
-        while !rest.is_empty() {
-            match (&*self.stream).write(rest) {
-                Ok(0) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
-                Ok(n) => {
-                    self.shared.lock().conn().handle_written(n, Instant::now());
-                    rest = rest.get(n..).unwrap_or_default();
+        loop {
+            let out = self.shared.lock().conn().transmit_buf().to_vec();
+            if out.is_empty() {
+                return Ok(());
+            }
+            let mut rest = &out[..];
+            while !rest.is_empty() {
+                match (&*self.stream).write(rest) {
+                    Ok(0) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => {
+                        self.shared.lock().conn().handle_written(n, Instant::now());
+                        rest = rest.get(n..).unwrap_or_default();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(self.fail(e)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.fail(e)),
             }
         }
-        Ok(())
     }
 
     /// A write failed: the connection ends (unless it had already, for a
@@ -292,6 +306,51 @@ impl Drop for Client {
             let _ = reader.join();
         }
     }
+}
+
+/// Runs the TLS handshake on the blocking socket before the reader thread
+/// starts (so that afterwards only requests make output), each read and
+/// write bounded by `limit`.
+fn handshake(
+    stream: &StdStream,
+    core: &mut ClientCore,
+    limit: Option<Duration>,
+) -> Result<(), ClientError> {
+    stream.set_read_timeout(limit)?;
+    stream.set_write_timeout(limit)?;
+    let mut buf = [0u8; READ_CHUNK];
+    let result = loop {
+        let session = core.conn();
+        let out = session.transmit_buf().to_vec();
+        if !out.is_empty() {
+            (&*stream).write_all(&out)?;
+            session.handle_written(out.len(), Instant::now());
+            continue;
+        }
+        if !session.is_handshaking() {
+            break Ok(());
+        }
+        match (&*stream).read(&mut buf) {
+            Ok(0) => session.handle_eof(Instant::now()),
+            Ok(n) => session.handle_input(buf.get(..n).unwrap_or_default(), Instant::now()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => {
+                break Err(ClientError::Tls {
+                    error: format!("handshake not done within {limit:?}"),
+                });
+            }
+            Err(e) => break Err(e.into()),
+        }
+        if core.deliver() {
+            break Err(core
+                .ended()
+                .cloned()
+                .unwrap_or(ClientError::Closed(CloseReason::Aborted)));
+        }
+    };
+    stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
+    result
 }
 
 /// The reader thread: the only reader of the socket, and the core's timer.

@@ -258,6 +258,78 @@ pub fn stalled_handshakes_are_closed_at_the_timeout_while_others_are_served(bin:
     serve.expect_log("handshake timeout");
 }
 
+/// `submit --tls-ca` talks to `serve --tls-cert` (and, with
+/// `--tls-cert/--tls-key`, to a mutual-TLS server); without TLS, or with
+/// a certificate from another CA, it gets no ack and says why.
+pub fn submit_over_tls_gets_every_ack(bin: Binary<'_>) {
+    let pki = pki();
+    let ca = pki.ca();
+    let ca = ca.to_string_lossy().into_owned();
+    let submit = |addr: SocketAddr, extra: &[&str]| {
+        let mut cmd = Command::new(bin.path);
+        cmd.envs(bin.env.iter().copied())
+            .args(["submit", "--addr", &addr.to_string(), "--timeout", "5"])
+            .args(extra)
+            .args(["one", "two"]);
+        harness::run(cmd, "submit", WITHIN).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let plain_tls = Serve::start(bin, &pki, &[]);
+    let done = submit(plain_tls.addr, &["--tls-ca", &ca]);
+    assert!(
+        done.status.success(),
+        "{}: submit over TLS: {}",
+        bin.path,
+        done.stderr
+    );
+    assert_eq!(
+        done.stdout
+            .lines()
+            .filter(|l| l.starts_with("SubmitAck") && l.contains("result=0"))
+            .count(),
+        2,
+        "{}: {}",
+        bin.path,
+        done.stdout
+    );
+    let done = submit(plain_tls.addr, &[]);
+    assert!(
+        !done.status.success(),
+        "{}: a plaintext submit to a TLS port succeeded",
+        bin.path
+    );
+    assert!(
+        done.stderr.contains("error:"),
+        "{}: {}",
+        bin.path,
+        done.stderr
+    );
+
+    let mutual = Serve::start(bin, &pki, &["--tls-client-ca", &ca]);
+    let (cert, key) = (pki.client_cert(), pki.client_key());
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let done = submit(
+        mutual.addr,
+        &["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key],
+    );
+    assert!(
+        done.status.success(),
+        "{}: submit with mutual TLS: {}",
+        bin.path,
+        done.stderr
+    );
+    let (cert, key) = (pki.stranger_cert(), pki.stranger_key());
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let done = submit(
+        mutual.addr,
+        &["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key],
+    );
+    assert!(
+        !done.status.success(),
+        "{}: a stranger's submit succeeded",
+        bin.path
+    );
+}
+
 /// TLS files that cannot serve: status 2 and one line naming the file and
 /// what is wrong with it.
 pub fn tls_files_that_cannot_serve_exit_2_with_one_line(bin: Binary<'_>) {
@@ -333,6 +405,7 @@ macro_rules! tls_binary_suite {
             a_plaintext_client_on_a_tls_port_is_closed_and_logged,
             stalled_handshakes_are_closed_at_the_timeout_while_others_are_served,
             tls_files_that_cannot_serve_exit_2_with_one_line,
+            submit_over_tls_gets_every_ack,
         );
     };
     (@tests $bin:expr, $env:expr; $($name:ident),* $(,)?) => {

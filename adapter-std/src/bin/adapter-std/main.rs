@@ -38,6 +38,7 @@ fn submit(args: &SubmitArgs) -> Result<Vec<protocol::Ack>, ClientError> {
     let options = ClientOptions {
         config: args.client_config(),
         connect_timeout: Some(args.timeout()),
+        tls: args.tls.client_tls(&args.endpoint),
         ..ClientOptions::default()
     };
     let client = Client::connect(&args.endpoint.endpoint(), options)?;
