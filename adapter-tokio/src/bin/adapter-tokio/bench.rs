@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use adapter_cli::EndpointArgs;
 use adapter_common::runtime::{Deadline, poll_read_step, poll_write_step};
-use adapter_common::{Endpoint, Runtime, SocketOptions};
+use adapter_common::{ClientSession, ClientTls, Endpoint, Runtime, SocketOptions};
 use adapter_tokio::{Tokio, TokioSocket};
 use clap::Args;
 use hdrhistogram::Histogram;
-use protocol::{ClientConfig, ClientConnection, ClientEvent, MessageId};
+use protocol::{ClientConfig, ClientConnection, ClientEvent, MessageId, RequestKind};
 
 /// `bench` flags.
 #[derive(Debug, Clone, Args)]
@@ -55,6 +55,13 @@ pub struct BenchArgs {
     /// Print one JSON object (stdout) instead of the summary lines.
     #[arg(long)]
     pub json: bool,
+    /// Each connection sends one Submit, closes and connects again: new
+    /// connections per second (with TLS, a full handshake each).
+    #[arg(long)]
+    pub churn: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: adapter_cli::ClientTlsArgs,
 }
 
 /// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
@@ -267,6 +274,7 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
             args.payload, config.max_frame_len
         )));
     }
+    let tls = args.tls.client_tls(&args.endpoint);
     let mut streams = Vec::with_capacity(args.conns as usize);
     for index in 0..args.conns {
         streams.push(connect(&endpoint, index).await?);
@@ -291,8 +299,14 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
             measure_from,
             progress: Arc::clone(&progress),
             latency: new_histogram()?,
+            tls: tls.clone(),
         };
-        tasks.push(tokio::spawn(job.drive(stream)));
+        if args.churn {
+            let at = endpoint.clone();
+            tasks.push(tokio::spawn(job.churn(stream, at, index as u32)));
+        } else {
+            tasks.push(tokio::spawn(job.drive(stream)));
+        }
     }
     let ticker = std::io::stderr()
         .is_terminal()
@@ -365,6 +379,9 @@ struct Job {
     measure_from: Instant,
     progress: Arc<AtomicU64>,
     latency: Histogram<u64>,
+    /// TLS on the connection (the handshake counts as its first request's
+    /// latency: use --warmup to leave it out).
+    tls: Option<ClientTls>,
 }
 
 impl Job {
@@ -372,7 +389,22 @@ impl Job {
     /// servers' and clients' drivers (adapter-common's runtime module),
     /// driving the client core directly.
     async fn drive(mut self, mut socket: TokioSocket) -> ConnReport {
-        let mut conn = ClientConnection::new(self.config.clone());
+        let core = ClientConnection::new(self.config.clone());
+        let mut conn = match &self.tls {
+            None => ClientSession::Plain(core),
+            Some(tls) => match tls.connect(core) {
+                Ok(tls) => ClientSession::Tls(Box::new(tls)),
+                Err(e) => {
+                    return ConnReport {
+                        ok: 0,
+                        errors: 0,
+                        bytes: 0,
+                        latency: self.latency,
+                        failure: Some(format!("TLS session not started: {e}")),
+                    };
+                }
+            },
+        };
         let mut next_id = self.config.first_id;
         let mut sent = 0u64;
         let (mut ok, mut errors) = (0u64, 0u64);
@@ -411,12 +443,12 @@ impl Job {
                 self.progress.fetch_add(acked, Ordering::Relaxed);
             }
             if bytes_at_start.is_none() && now >= self.measure_from {
-                let s = conn.stats();
+                let s = conn.core().stats();
                 bytes_at_start = Some(s.bytes_in + s.bytes_out);
             }
             if !closing {
-                while conn.in_flight() < self.pipeline && self.may_send(sent, now) {
-                    if let Err(e) = conn.submit(&self.payload, now) {
+                while conn.core().in_flight() < self.pipeline && self.may_send(sent, now) {
+                    if let Err(e) = conn.request(RequestKind::Submit, &self.payload, now) {
                         failure = Some(format!("submit refused: {e}"));
                         break;
                     }
@@ -432,7 +464,7 @@ impl Job {
                 &mut socket,
                 cx,
                 &mut conn,
-                ClientConnection::transmit_buf,
+                ClientSession::transmit_buf,
                 |c, n| c.handle_written(n, now),
             ) {
                 failure = Some(format!("write failed: {e}"));
@@ -468,7 +500,7 @@ impl Job {
         {
             failure = Some(reason.to_string());
         }
-        let s = conn.stats();
+        let s = conn.core().stats();
         let bytes = (s.bytes_in + s.bytes_out).saturating_sub(bytes_at_start.unwrap_or(u64::MAX));
         ConnReport {
             ok,
@@ -477,6 +509,53 @@ impl Job {
             latency: self.latency,
             failure,
         }
+    }
+
+    /// `--churn`: one Submit per connection, reconnecting until the plan
+    /// (a duration, or a count of connections) is done.
+    async fn churn(self, first: TokioSocket, endpoint: Endpoint, index: u32) -> ConnReport {
+        let mut total = ConnReport {
+            ok: 0,
+            errors: 0,
+            bytes: 0,
+            latency: self.latency.clone(),
+            failure: None,
+        };
+        let mut next = Some(first);
+        let mut done = 0u64;
+        while self.may_send(done, Instant::now()) {
+            let socket = match next.take() {
+                Some(s) => s,
+                None => match connect(&endpoint, index).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        total.failure = Some(e.to_string());
+                        break;
+                    }
+                },
+            };
+            let one = Job {
+                config: self.config.clone(),
+                plan: Plan::Count(1),
+                pipeline: 1,
+                payload: Arc::clone(&self.payload),
+                measure_from: self.measure_from,
+                progress: Arc::clone(&self.progress),
+                latency: self.latency.clone(),
+                tls: self.tls.clone(),
+            };
+            let r = one.drive(socket).await;
+            done += 1;
+            total.ok += r.ok;
+            total.errors += r.errors;
+            total.bytes += r.bytes;
+            let _ = total.latency.add(&r.latency);
+            if r.failure.is_some() {
+                total.failure = r.failure;
+                break;
+            }
+        }
+        total
     }
 
     fn may_send(&self, sent: u64, now: Instant) -> bool {
