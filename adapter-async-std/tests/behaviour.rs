@@ -7,6 +7,14 @@ mod async_std_rt {
     use adapter_async_std::AsyncStd;
 
     conformance::behaviour_suite!(RtHarness(AsyncStd));
+
+    mod over_tls {
+        use super::super::common::RtHarness;
+        use adapter_async_std::AsyncStd;
+        use conformance::OverTls;
+
+        conformance::tls_behaviour_suite!(OverTls::new(RtHarness(AsyncStd), "async-std over TLS"));
+    }
 }
 
 mod smol_rt {
@@ -14,4 +22,12 @@ mod smol_rt {
     use adapter_async_std::Smol;
 
     conformance::behaviour_suite!(RtHarness(Smol::global()));
+
+    mod over_tls {
+        use super::super::common::RtHarness;
+        use adapter_async_std::Smol;
+        use conformance::OverTls;
+
+        conformance::tls_behaviour_suite!(OverTls::new(RtHarness(Smol::global()), "smol over TLS"));
+    }
 }

@@ -40,3 +40,10 @@ impl Harness for StdHarness {
 }
 
 conformance::behaviour_suite!(StdHarness);
+
+/// The suite over TLS (the same server, `ServerOptions::tls` set).
+mod over_tls {
+    use conformance::OverTls;
+
+    conformance::tls_behaviour_suite!(OverTls::new(super::StdHarness, "adapter-std over TLS"));
+}

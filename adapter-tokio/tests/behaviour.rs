@@ -80,3 +80,10 @@ impl Harness for TokioHarness {
 }
 
 conformance::behaviour_suite!(TokioHarness);
+
+/// The suite over TLS (the same server, `ServerOptions::tls` set).
+mod over_tls {
+    use conformance::OverTls;
+
+    conformance::tls_behaviour_suite!(OverTls::new(super::TokioHarness, "adapter-tokio over TLS"));
+}

@@ -28,9 +28,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use adapter_common::{Endpoint, ServerOptions, SocketOptions};
+pub use adapter_common::{Endpoint, ServerOptions, ServerTls, SocketOptions};
 use adapter_common::{Handler, Reply};
 use protocol::{AckResult, Request, ServerConfig};
+pub use support::tls::OverTls;
 
 pub mod process;
 pub mod scenarios;
@@ -81,6 +82,9 @@ pub struct ServerSpec {
     /// `unix` is set). Harnesses must honour it: the restart scenario binds
     /// a new server on the port an old one just left. Default `None`.
     pub addr: Option<SocketAddr>,
+    /// Serve TLS (set by [`OverTls`], which also makes the scenario's
+    /// clients speak it). Default `None`.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerSpec {
@@ -93,6 +97,7 @@ impl Default for ServerSpec {
             handler: ack_all(),
             shutdown_timeout: Duration::from_secs(5),
             addr: None,
+            tls: None,
         }
     }
 }
@@ -108,7 +113,7 @@ impl ServerSpec {
                 ..self.config.clone()
             },
             socket: self.socket.clone(),
-            tls: None,
+            tls: self.tls.clone(),
         }
     }
 

@@ -323,7 +323,7 @@ impl TestClient {
     /// Closes with SO_LINGER 0 so the kernel sends RST instead of FIN
     /// (TCP; a Unix socket is simply closed).
     pub fn reset(self) {
-        if let Stream::Tcp(s) = &self.stream
+        if let Some(s) = self.stream.tcp()
             && let Err(e) = SockRef::from(s).set_linger(Some(Duration::ZERO))
         {
             panic!("{}: cannot set SO_LINGER 0: {e}", self.name);

@@ -29,6 +29,8 @@ mod server;
 mod stream;
 mod threads;
 
+pub mod tls;
+
 pub use client::{Answer, Stalled, TestClient};
 pub use expect::Closed;
 pub use frames::{ack_frame, counter_of, empty_submits, hex_head, request_frame};

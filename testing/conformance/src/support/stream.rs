@@ -8,25 +8,47 @@ use std::time::Duration;
 use super::PROMPT;
 use crate::Endpoint;
 
-/// A blocking client stream: TCP or Unix.
+/// TLS over TCP with rustls' own blocking stream (an IO stack apart from
+/// the servers' sans-IO layer).
+pub type TlsTcp = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// A blocking client stream: TCP, Unix, or TLS over TCP.
 #[derive(Debug)]
 pub enum Stream {
     /// TCP.
     Tcp(TcpStream),
     /// Unix domain socket.
     Unix(UnixStream),
+    /// TLS over TCP, to a server started by [`OverTls`](crate::OverTls).
+    Tls(Box<TlsTcp>),
 }
 
 impl Stream {
-    /// Connects to `endpoint` (TCP with TCP_NODELAY), within [`PROMPT`].
+    /// Connects to `endpoint` (TCP with TCP_NODELAY), within [`PROMPT`];
+    /// over TLS when the endpoint is a TLS test server's.
     pub fn connect(endpoint: &Endpoint) -> io::Result<Self> {
         match endpoint {
             Endpoint::Tcp(a) => {
                 let s = TcpStream::connect_timeout(a, PROMPT)?;
                 s.set_nodelay(true)?;
-                Ok(Self::Tcp(s))
+                match super::tls::client_for(endpoint) {
+                    None => Ok(Self::Tcp(s)),
+                    Some(tls) => {
+                        let conn = tls.connect()?;
+                        Ok(Self::Tls(Box::new(rustls::StreamOwned::new(conn, s))))
+                    }
+                }
             }
             Endpoint::Unix(p) => UnixStream::connect(p).map(Self::Unix),
+        }
+    }
+
+    /// The TCP socket under a TCP or TLS stream.
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Self::Tcp(s) => Some(s),
+            Self::Tls(s) => Some(s.get_ref()),
+            Self::Unix(_) => None,
         }
     }
 
@@ -35,6 +57,10 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.set_read_timeout(d),
             Self::Unix(s) => s.set_read_timeout(d),
+            Self::Tls(t) => {
+                let s = t.get_ref();
+                s.set_read_timeout(d)
+            }
         }
     }
 
@@ -43,6 +69,10 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.set_write_timeout(d),
             Self::Unix(s) => s.set_write_timeout(d),
+            Self::Tls(t) => {
+                let s = t.get_ref();
+                s.set_write_timeout(d)
+            }
         }
     }
 
@@ -51,6 +81,10 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.set_nonblocking(on),
             Self::Unix(s) => s.set_nonblocking(on),
+            Self::Tls(t) => {
+                let s = t.get_ref();
+                s.set_nonblocking(on)
+            }
         }
     }
 
@@ -59,6 +93,9 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.shutdown(how),
             Self::Unix(s) => s.shutdown(how),
+            // The TLS end of stream (close_notify) has to be written
+            // first: see `shutdown_write` on the test client.
+            Self::Tls(t) => t.get_ref().shutdown(how),
         }
     }
 
@@ -67,6 +104,10 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.try_clone().map(Self::Tcp),
             Self::Unix(s) => s.try_clone().map(Self::Unix),
+            Self::Tls(_) => Err(io::Error::new(
+                ErrorKind::Unsupported,
+                "a TLS stream has one owner: no second handle",
+            )),
         }
     }
 
@@ -75,6 +116,10 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.take_error(),
             Self::Unix(s) => s.take_error(),
+            Self::Tls(t) => {
+                let s = t.get_ref();
+                s.take_error()
+            }
         }
     }
 }
@@ -84,6 +129,12 @@ impl Read for Stream {
         match self {
             Self::Tcp(s) => s.read(buf),
             Self::Unix(s) => s.read(buf),
+            // A server's close without close_notify is its end of stream
+            // here: the framing tells a cut frame.
+            Self::Tls(t) => match t.read(buf) {
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
         }
     }
 }
@@ -93,11 +144,15 @@ impl Write for Stream {
         match self {
             Self::Tcp(s) => s.write(buf),
             Self::Unix(s) => s.write(buf),
+            Self::Tls(t) => t.write(buf).and_then(|n| t.flush().map(|()| n)),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Self::Tls(t) => t.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
