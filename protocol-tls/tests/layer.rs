@@ -329,6 +329,26 @@ fn a_server_that_does_not_write_stops_taking_tls_input_and_loses_nothing() {
 }
 
 #[test]
+fn an_expired_certificate_loads_with_a_warning_that_names_it() {
+    let pki = pki();
+    let tls = ServerTls::from_pem_files(&pki.expired_cert(), &pki.expired_key(), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tls.warnings().len(), 1, "{:?}", tls.warnings());
+    assert!(
+        tls.warnings()[0].contains("expired.pem"),
+        "{:?}",
+        tls.warnings()
+    );
+    assert!(
+        tls.warnings()[0].contains("not valid now"),
+        "{:?}",
+        tls.warnings()
+    );
+    let fresh = server_tls(&pki, false);
+    assert!(fresh.warnings().is_empty(), "{:?}", fresh.warnings());
+}
+
+#[test]
 fn tls_settings_that_cannot_work_are_named() {
     let pki = pki();
     let missing = pki.dir().join("missing.pem");

@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
@@ -36,23 +37,38 @@ struct Serve {
 }
 
 impl Serve {
+    /// `serve` over TLS with the test server certificate, plus `extra`.
     fn start(bin: Binary<'_>, pki: &TestPki, extra: &[&str]) -> Self {
-        let (cert, key) = (pki.server_cert(), pki.server_key());
+        Self::start_with(bin, &pki.server_cert(), &pki.server_key(), extra)
+    }
+
+    /// `serve` over TLS with this certificate and key, plus `extra`.
+    fn start_with(bin: Binary<'_>, cert: &Path, key: &Path, extra: &[&str]) -> Self {
+        let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+        let mut args = vec![
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(bin, &args)
+    }
+
+    /// `serve ARGS` on TCP, waited for until it listens.
+    fn spawn(bin: Binary<'_>, args: &[&str]) -> Self {
         let mut cmd = Command::new(bin.path);
-        cmd.envs(bin.env.iter().copied())
-            .args(["serve", "--addr", "127.0.0.1:0", "--tls-cert"])
-            .arg(&cert)
-            .arg("--tls-key")
-            .arg(&key)
-            .args(extra);
-        let (child, line) = Spawn::server(format!("{} serve (TLS)", bin.path))
+        cmd.envs(bin.env.iter().copied()).arg("serve").args(args);
+        let (child, line) = Spawn::server(format!("{} serve {args:?}", bin.path))
             .spawn_until(cmd, "listening on ", WITHIN)
             .unwrap_or_else(|e| panic!("{e}"));
         let at = line.find("listening on ").map_or("", |i| &line[i + 13..]);
-        let addr = at
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("cannot parse the address in {line:?}: {e}"));
+        let addr = at.trim().parse().unwrap_or_else(|_| {
+            // A Unix socket: clients name its path themselves.
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
         Self { child, addr }
     }
 
@@ -330,6 +346,65 @@ pub fn submit_over_tls_gets_every_ack(bin: Binary<'_>) {
     );
 }
 
+/// A TLS client on a plain port is closed with a logged reason, and
+/// plain clients are still served.
+pub fn a_tls_client_on_a_plain_port_is_closed_and_logged(bin: Binary<'_>) {
+    let pki = pki();
+    let mut plain = Serve::spawn(bin, &["--addr", "127.0.0.1:0"]);
+    let got = s_client_submit(plain.addr, &pki, &[]);
+    assert!(
+        got.is_empty(),
+        "{}: a TLS client on a plain port got {got:?}",
+        bin.path
+    );
+    plain.expect_log("protocol error");
+    let mut client = crate::support::TestClient::connect(
+        &crate::Endpoint::Tcp(plain.addr),
+        "plain client after a TLS one",
+    );
+    client.round_trip(b"still served");
+}
+
+/// An expired certificate is served, with a warning that names it.
+pub fn an_expired_certificate_is_served_with_a_warning(bin: Binary<'_>) {
+    let pki = pki();
+    let serve = Serve::start_with(bin, &pki.expired_cert(), &pki.expired_key(), &[]);
+    assert!(
+        serve.child.log_has("warning:") && serve.child.log_has("expired.pem"),
+        "{}: no warning about the expired certificate: {:?}",
+        bin.path,
+        serve.child.log()
+    );
+}
+
+/// TLS over a Unix socket: `submit --unix --tls-ca` gets its acks.
+pub fn submit_over_tls_on_a_unix_socket(bin: Binary<'_>) {
+    let pki = pki();
+    let socket = harness::TempSocket::new("tls-unix");
+    let path = socket.path().to_string_lossy().into_owned();
+    let (cert, key) = (pki.server_cert(), pki.server_key());
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let _serve = Serve::spawn(
+        bin,
+        &["--unix", &path, "--tls-cert", &cert, "--tls-key", &key],
+    );
+    let ca = pki.ca();
+    let mut cmd = Command::new(bin.path);
+    cmd.envs(bin.env.iter().copied())
+        .args(["submit", "--unix", &path, "--timeout", "5", "--tls-ca"])
+        .arg(&ca)
+        .arg("over a unix socket");
+    let done =
+        harness::run(cmd, "submit --unix over TLS", WITHIN).unwrap_or_else(|e| panic!("{e}"));
+    assert!(done.status.success(), "{}: {}", bin.path, done.stderr);
+    assert!(
+        done.stdout.contains("SubmitAck id=00000001 result=0"),
+        "{}: {}",
+        bin.path,
+        done.stdout
+    );
+}
+
 /// TLS files that cannot serve: status 2 and one line naming the file and
 /// what is wrong with it.
 pub fn tls_files_that_cannot_serve_exit_2_with_one_line(bin: Binary<'_>) {
@@ -406,6 +481,9 @@ macro_rules! tls_binary_suite {
             stalled_handshakes_are_closed_at_the_timeout_while_others_are_served,
             tls_files_that_cannot_serve_exit_2_with_one_line,
             submit_over_tls_gets_every_ack,
+            a_tls_client_on_a_plain_port_is_closed_and_logged,
+            an_expired_certificate_is_served_with_a_warning,
+            submit_over_tls_on_a_unix_socket,
         );
     };
     (@tests $bin:expr, $env:expr; $($name:ident),* $(,)?) => {

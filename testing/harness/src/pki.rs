@@ -49,6 +49,15 @@ impl TestPki {
         )
         .map_err(e)?;
         pki.write_leaf("client", client, &issuer)?;
+        let (mut expired, expired_key) = leaf(
+            SERVER_NAME,
+            vec![SanType::DnsName(SERVER_NAME.try_into().map_err(e)?)],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+        .map_err(e)?;
+        expired.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        expired.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        pki.write_leaf("expired", (expired, expired_key), &issuer)?;
         let other_issuer = pki.make_ca("other-ca", "another CA")?;
         let stranger = leaf(
             "stranger",
@@ -87,6 +96,14 @@ impl TestPki {
     /// The client's key.
     pub fn client_key(&self) -> PathBuf {
         self.dir().join("client-key.pem")
+    }
+    /// A server certificate for [`SERVER_NAME`] that expired in 2001.
+    pub fn expired_cert(&self) -> PathBuf {
+        self.dir().join("expired.pem")
+    }
+    /// Its key.
+    pub fn expired_key(&self) -> PathBuf {
+        self.dir().join("expired-key.pem")
     }
     /// A client certificate signed by [`other_ca`](Self::other_ca).
     pub fn stranger_cert(&self) -> PathBuf {
