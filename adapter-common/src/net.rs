@@ -56,6 +56,11 @@ pub struct SocketOptions {
     /// TCP keepalive idle time on connections, to find peers that vanished
     /// without a FIN. Default 300 s, like Redis; `None` turns it off.
     pub keepalive: Option<Duration>,
+    /// SO_RCVBUF of the TCP listener, which its connections inherit: bounds
+    /// what the kernel takes from a peer the server has stopped reading
+    /// (and turns receive-buffer autotuning off). Default `None`: the
+    /// kernel's autotuning, up to `net.ipv4.tcp_rmem`'s maximum.
+    pub recv_buffer: Option<usize>,
 }
 
 impl Default for SocketOptions {
@@ -65,6 +70,7 @@ impl Default for SocketOptions {
             backlog: 1024,
             nodelay: true,
             keepalive: Some(Duration::from_secs(300)),
+            recv_buffer: None,
         }
     }
 }
@@ -248,6 +254,9 @@ pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<StdListener
             }
             if addr.is_ipv6() {
                 socket.set_only_v6(true)?;
+            }
+            if let Some(size) = opts.recv_buffer {
+                socket.set_recv_buffer_size(size)?;
             }
             socket.bind(&SockAddr::from(*addr))?;
             socket.listen(opts.backlog)?;

@@ -18,6 +18,14 @@ pub fn backpressure_stops_reading_from_a_client_that_does_not_read(h: &dyn Harne
     let mut spec = ServerSpec::default();
     spec.config.high_water = 64 * 1024;
     spec.config.low_water = 16 * 1024;
+    // What the kernel takes for a server that stopped reading is its
+    // receive buffer. Autotuned (up to 32 MiB here) after the fast reads
+    // before the stop, it filled at a trickle from this client's 4 KiB
+    // send buffer on loaded cores: measured 500 KB over 2 s with two busy
+    // loops beside it, and 11.9 MB over 30 s once in the full suite, when
+    // the server's 30 s write stall closed the connection first. A fixed
+    // 64 KiB bounds it.
+    spec.socket.recv_buffer = Some(64 * 1024);
     let server = Server::start(h, spec);
     let mut slow =
         TestClient::connect_small_buffers(server.tcp_addr(), "client that does not read", 4096);

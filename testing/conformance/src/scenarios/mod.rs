@@ -64,7 +64,8 @@ macro_rules! behaviour_suite {
             basic_unix_socket_request_response,
             // 6. read timeouts on many connections
             idle_timeouts_close_many_connections_while_a_busy_one_is_served,
-            // 7. a peer that does not read: in the exclusive group below
+            // 7. a peer that does not read
+            backpressure_stops_reading_from_a_client_that_does_not_read,
             // 8. a write deadline
             write_stall_closes_a_client_that_never_reads,
             // ends of conversations, hostile input, the application
@@ -79,7 +80,6 @@ macro_rules! behaviour_suite {
         // `process::exclusive_turn`), so on a 2-core machine a neighbour's
         // load never reads as this server's unfairness.
         $crate::behaviour_suite!(@exclusive $harness;
-            backpressure_stops_reading_from_a_client_that_does_not_read,
             fifty_clients_pipelining_200_submits_get_every_ack_in_order,
             flooding_clients_starve_no_connection,
             graceful_shutdown_under_load_gives_every_client_an_ordered_prefix,
