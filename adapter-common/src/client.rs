@@ -143,7 +143,7 @@ impl ClientCore {
         })
     }
 
-    /// The session, for the driver's IO (`transmit_buf`, input, timers).
+    /// The session, for the driver's IO (`transmit`, input, timers).
     pub fn conn(&mut self) -> &mut ClientSession {
         &mut self.conn
     }
@@ -441,13 +441,9 @@ async fn drive<R: Runtime>(rt: R, mut socket: R::Socket, shared: Arc<Shared>) {
                 return Poll::Ready(());
             }
             let core = st.core.conn();
-            match poll_write_step(
-                &mut socket,
-                cx,
-                core,
-                ClientSession::transmit_buf,
-                |c, n| c.handle_written(n, now),
-            ) {
+            match poll_write_step(&mut socket, cx, core, ClientSession::transmit, |c, n| {
+                c.handle_written(n, now)
+            }) {
                 Ok(_) => {}
                 Err(e) => {
                     st.core.fail(e);

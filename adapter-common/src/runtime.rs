@@ -242,7 +242,7 @@ pub fn poll_write_step<S: Socket, C>(
     socket: &mut S,
     cx: &mut Context<'_>,
     core: &mut C,
-    pending: impl Fn(&C) -> &[u8],
+    mut pending: impl FnMut(&mut C) -> &[u8],
     mut written: impl FnMut(&mut C, usize),
 ) -> io::Result<bool> {
     let mut any = false;

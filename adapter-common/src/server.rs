@@ -235,7 +235,7 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
                     &mut socket,
                     cx,
                     &mut conn,
-                    S::transmit_buf,
+                    S::transmit,
                     |c, n| c.handle_written(n, now),
                 ) {
                     // Progress may have reopened input: drain again.

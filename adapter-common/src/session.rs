@@ -26,9 +26,10 @@ pub trait ServerSession: Input + Send + 'static {
         result: AckResult,
         now: Instant,
     ) -> Result<(), RespondError>;
-    /// Bytes for the socket.
-    fn transmit_buf(&self) -> &[u8];
-    /// `n` bytes of [`transmit_buf`](Self::transmit_buf) were written.
+    /// Bytes for the socket (under TLS, the answers given since the last
+    /// call are encrypted now, together).
+    fn transmit(&mut self) -> &[u8];
+    /// `n` bytes of [`transmit`](Self::transmit) were written.
     fn handle_written(&mut self, n: usize, now: Instant);
     /// False while the session wants no bytes from the socket.
     fn wants_input(&self) -> bool;
@@ -46,9 +47,10 @@ pub trait ServerSession: Input + Send + 'static {
     fn stats(&self) -> ConnectionStats;
 }
 
-/// Both sessions forward to same-named methods of their own.
+/// Both sessions forward to same-named methods of their own (`transmit`
+/// is the plain core's `transmit_buf`: it has nothing to seal).
 macro_rules! session {
-    ($t:ty) => {
+    ($t:ty, $transmit:ident) => {
         impl ServerSession for $t {
             fn poll_event(&mut self) -> Option<ServerEvent> {
                 <$t>::poll_event(self)
@@ -61,8 +63,8 @@ macro_rules! session {
             ) -> Result<(), RespondError> {
                 <$t>::respond(self, handle, result, now)
             }
-            fn transmit_buf(&self) -> &[u8] {
-                <$t>::transmit_buf(self)
+            fn transmit(&mut self) -> &[u8] {
+                <$t>::$transmit(self)
             }
             fn handle_written(&mut self, n: usize, now: Instant) {
                 <$t>::handle_written(self, n, now)
@@ -91,8 +93,8 @@ macro_rules! session {
         }
     };
 }
-session!(ServerConnection);
-session!(TlsServer);
+session!(ServerConnection, transmit_buf);
+session!(TlsServer, transmit);
 
 impl Input for TlsServer {
     fn input_buffer(&mut self) -> &mut BytesMut {
@@ -143,11 +145,15 @@ impl ClientSession {
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         either!(self, s => s.poll_event())
     }
-    /// Bytes for the socket.
-    pub fn transmit_buf(&self) -> &[u8] {
-        either!(self, s => s.transmit_buf())
+    /// Bytes for the socket (under TLS, the requests queued since the
+    /// last call are encrypted now, together).
+    pub fn transmit(&mut self) -> &[u8] {
+        match self {
+            Self::Plain(c) => c.transmit_buf(),
+            Self::Tls(t) => t.transmit(),
+        }
     }
-    /// `n` bytes of [`transmit_buf`](Self::transmit_buf) were written.
+    /// `n` bytes of [`transmit`](Self::transmit) were written.
     pub fn handle_written(&mut self, n: usize, now: Instant) {
         either!(self, s => s.handle_written(n, now))
     }

@@ -30,7 +30,7 @@ fn acks_reach_the_waiters_of_their_requests_in_order() {
         })
         .collect();
     let ids: Vec<_> = p.iter().map(|p| p.id()).collect();
-    let written = c.conn().transmit_buf().len();
+    let written = c.conn().transmit().len();
     c.conn().handle_written(written, now);
     c.conn().handle_input(&ack_bytes(&ids[..2]), now);
     assert!(!c.deliver());
@@ -89,7 +89,7 @@ fn a_local_close_with_every_ack_in_is_a_clean_end() {
     let mut c = core();
     let now = Instant::now();
     let a = c.request(RequestKind::Submit, b"a", now).unwrap();
-    let n = c.conn().transmit_buf().len();
+    let n = c.conn().transmit().len();
     c.conn().handle_written(n, now);
     c.conn().close(now);
     c.conn().handle_input(&ack_bytes(&[a.id()]), now);

@@ -268,7 +268,7 @@ impl Client {
     /// reporting every write to the session.
     fn flush(&self) -> Result<(), ClientError> {
         loop {
-            let out = self.shared.lock().conn().transmit_buf().to_vec();
+            let out = self.shared.lock().conn().transmit().to_vec();
             if out.is_empty() {
                 return Ok(());
             }
@@ -321,7 +321,7 @@ fn handshake(
     let mut buf = [0u8; READ_CHUNK];
     let result = loop {
         let session = core.conn();
-        let out = session.transmit_buf().to_vec();
+        let out = session.transmit().to_vec();
         if !out.is_empty() {
             (&*stream).write_all(&out)?;
             session.handle_written(out.len(), Instant::now());

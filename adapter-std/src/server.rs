@@ -260,10 +260,10 @@ impl<H: Handler> Connection<H> {
             // 2. Wait no longer than the next timer.
             let wait = SocketTimeout::wait_for(conn.poll_timeout(), Instant::now());
             // 3. Write what is pending, else read while the connection wants input.
-            let io = if !conn.transmit_buf().is_empty() {
+            let io = if !conn.transmit().is_empty() {
                 write_timeout
                     .apply(wait, |d| stream.set_write_timeout(d))
-                    .and_then(|()| (&*stream).write(conn.transmit_buf()))
+                    .and_then(|()| (&*stream).write(conn.transmit()))
                     .map(|n| conn.handle_written(n, Instant::now()))
             } else if conn.wants_input() {
                 read_timeout

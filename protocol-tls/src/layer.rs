@@ -217,7 +217,16 @@ impl<C: Core> Tls<C> {
         self.pump(now);
     }
 
-    /// Ciphertext for the socket.
+    /// Ciphertext for the socket, with the core's output not yet
+    /// encrypted sealed into records first (as much as fits under the
+    /// 64 KiB queue). Drivers write this.
+    pub fn transmit(&mut self) -> &[u8] {
+        self.seal_output();
+        &self.tls_out
+    }
+
+    /// Ciphertext already queued for the socket (what [`transmit`](Self::transmit)
+    /// returns without sealing more).
     pub fn transmit_buf(&self) -> &[u8] {
         &self.tls_out
     }
@@ -271,10 +280,12 @@ impl<C: Core> Tls<C> {
         }
     }
 
-    /// Moves everything that can move: ciphertext into rustls, plaintext
+    /// Moves the input that can move: ciphertext into rustls, plaintext
     /// into the core while it wants input, the end of stream once all of
-    /// it is in, the core's output into records. Call after any change to
-    /// the core made through [`core_mut`](Self::core_mut).
+    /// it is in. Call after any change to the core made through
+    /// [`core_mut`](Self::core_mut). The core's output is encrypted later,
+    /// by [`transmit`](Self::transmit): every ack answered in one turn
+    /// then leaves in one record.
     pub fn pump(&mut self, now: Instant) {
         loop {
             if self.core.is_closed() {
@@ -283,10 +294,6 @@ impl<C: Core> Tls<C> {
             }
             let mut moved = self.take_ciphertext(now);
             moved |= self.deliver_plaintext(now);
-            if self.core.is_closed() {
-                continue;
-            }
-            self.seal_output();
             if !moved {
                 break;
             }

@@ -8,7 +8,7 @@
 //! and [`ClientConnection`](protocol::ClientConnection) are too. [`Tls`]
 //! stacks them and offers the driver the plain core's byte surface
 //! (`input_buffer` / `handle_input_appended` / `handle_input` /
-//! `handle_eof`, `transmit_buf` / `handle_written`, `wants_input`), so an
+//! `handle_eof`, `transmit` / `handle_written`, `wants_input`), so an
 //! adapter's driver loop runs unchanged over either: no IO wrapper per
 //! runtime (as tokio-rustls and futures-rustls are), and the layering is
 //! tested in memory once.

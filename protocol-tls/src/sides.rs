@@ -1,5 +1,6 @@
 //! The server's and the client's wrappers of [`Tls`]: the core's API,
-//! each call followed by the layer's pump.
+//! each call followed by the layer's input pump (output is sealed by
+//! `transmit`).
 
 use std::time::Instant;
 

@@ -83,13 +83,13 @@ impl Pair {
     fn run(&mut self, answer: Option<AckResult>) {
         for _ in 0..10_000 {
             let mut moved = false;
-            let c = self.client.transmit_buf().to_vec();
+            let c = self.client.transmit().to_vec();
             if !c.is_empty() && self.server.wants_input() {
                 self.server.handle_input(&c, self.now);
                 self.client.handle_written(c.len(), self.now);
                 moved = true;
             }
-            let s = self.server.transmit_buf().to_vec();
+            let s = self.server.transmit().to_vec();
             if !s.is_empty() {
                 self.client.handle_input(&s, self.now);
                 self.server.handle_written(s.len(), self.now);
@@ -299,7 +299,7 @@ fn a_server_that_does_not_write_stops_taking_tls_input_and_loses_nothing() {
             sent += 1;
         }
         if pair.client.core().pending_output() > 64 * 1024 {
-            let c = pair.client.transmit_buf().to_vec();
+            let c = pair.client.transmit().to_vec();
             if !c.is_empty() && pair.server.wants_input() {
                 pair.server.handle_input(&c, pair.now);
                 pair.client.handle_written(c.len(), pair.now);

@@ -464,7 +464,7 @@ impl Job {
                 &mut socket,
                 cx,
                 &mut conn,
-                ClientSession::transmit_buf,
+                ClientSession::transmit,
                 |c, n| c.handle_written(n, now),
             ) {
                 failure = Some(format!("write failed: {e}"));
