@@ -1,8 +1,8 @@
 //! Test certificates, made at run time and written as PEM files into a
 //! temp dir: a CA, a server certificate for `localhost` / 127.0.0.1 / ::1,
-//! a client certificate (for mutual TLS) named [`CLIENT_NAME`], and a
-//! second CA with a client certificate of its own (one the server must
-//! refuse).
+//! two client certificates (for mutual TLS) named [`CLIENT_NAME`] and
+//! [`GUEST_NAME`], and a second CA with a client certificate of its own
+//! (one the server must refuse).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,9 @@ use crate::temp::TempDir;
 
 /// The DNS name in the test client certificate's subject alternative names.
 pub const CLIENT_NAME: &str = "client.lenproto.test";
+/// The DNS name of a second client certificate of the same CA: verified
+/// like [`CLIENT_NAME`], but another identity.
+pub const GUEST_NAME: &str = "guest.lenproto.test";
 /// The name the server certificate is for.
 pub const SERVER_NAME: &str = "localhost";
 
@@ -49,6 +52,13 @@ impl TestPki {
         )
         .map_err(e)?;
         pki.write_leaf("client", client, &issuer)?;
+        let guest = leaf(
+            "lenproto test guest",
+            vec![SanType::DnsName(GUEST_NAME.try_into().map_err(e)?)],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
+        .map_err(e)?;
+        pki.write_leaf("guest", guest, &issuer)?;
         let (mut expired, expired_key) = leaf(
             SERVER_NAME,
             vec![SanType::DnsName(SERVER_NAME.try_into().map_err(e)?)],
@@ -96,6 +106,14 @@ impl TestPki {
     /// The client's key.
     pub fn client_key(&self) -> PathBuf {
         self.dir().join("client-key.pem")
+    }
+    /// The guest's certificate ([`GUEST_NAME`]), signed by [`ca`](Self::ca).
+    pub fn guest_cert(&self) -> PathBuf {
+        self.dir().join("guest.pem")
+    }
+    /// The guest's key.
+    pub fn guest_key(&self) -> PathBuf {
+        self.dir().join("guest-key.pem")
     }
     /// A server certificate for [`SERVER_NAME`] that expired in 2001.
     pub fn expired_cert(&self) -> PathBuf {

@@ -162,5 +162,10 @@ macro_rules! tls_behaviour_suite {
         $crate::behaviour_suite!(@exclusive $harness;
             fifty_clients_pipelining_200_submits_get_every_ack_in_order,
         );
+        #[test]
+        fn mutual_tls_hands_the_handler_each_clients_verified_identity() {
+            let _turn = $crate::process::shared_turn();
+            ($harness).mutual_tls_hands_the_handler_each_clients_verified_identity()
+        }
     };
 }

@@ -7,10 +7,12 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use adapter_common::{ClientTls, ServerTls};
-use harness::pki::{SERVER_NAME, TestPki};
+use harness::pki::{CLIENT_NAME, GUEST_NAME, SERVER_NAME, TestPki};
+use protocol::{AckResult, Request, RequestKind};
 use rustls::pki_types::ServerName;
 
-use crate::{Endpoint, Harness, RunningServer, ServerSpec};
+use crate::support::TestClient;
+use crate::{App, Endpoint, Harness, RunningServer, ServerSpec};
 
 /// How a test client speaks TLS to one registered server.
 #[derive(Debug)]
@@ -53,6 +55,76 @@ impl<H: Harness> OverTls<H> {
     /// `inner`'s servers over TLS, called `name` in messages.
     pub const fn new(inner: H, name: &'static str) -> Self {
         Self { inner, name }
+    }
+
+    /// Mutual TLS over the adapter's real sockets: the handler gets, with
+    /// every request, the identity of the certificate its client proved,
+    /// and can authorise by it. Two clients of the same CA: the one the
+    /// application knows is served (Conn and Submit acked 0), the other is
+    /// refused by the handler (acked 1, connection kept), and the handler
+    /// saw exactly their names.
+    pub fn mutual_tls_hands_the_handler_each_clients_verified_identity(&self) {
+        let pki = TestPki::new().unwrap_or_else(|e| panic!("{e}"));
+        let tls = ServerTls::from_pem_files(&pki.server_cert(), &pki.server_key(), Some(&pki.ca()))
+            .unwrap_or_else(|e| panic!("the mTLS server's TLS: {e}"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let handler = App::new(move |req: &Request| {
+            let who = req.identity.as_ref().map(|i| i.as_str().to_owned());
+            let ok = who.as_deref() == Some(CLIENT_NAME);
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((req.kind, who));
+            if ok { AckResult::OK } else { AckResult::ERROR }
+        });
+        let spec = ServerSpec {
+            tls: Some(tls),
+            handler,
+            ..ServerSpec::default()
+        };
+        let running = self.inner.start(spec);
+        let endpoint = running.endpoint();
+        let server = Registered {
+            inner: Some(running),
+            endpoint: endpoint.clone(),
+        };
+        let client_as = |cert: &std::path::Path, key: &std::path::Path, name: &str| {
+            let tls = ClientTls::from_pem_files(&pki.ca(), SERVER_NAME, Some((cert, key)))
+                .unwrap_or_else(|e| panic!("the {name} client's TLS: {e}"));
+            servers().retain(|(e, _)| e != &endpoint);
+            let config = Arc::clone(tls.config());
+            servers().push((endpoint.clone(), Arc::new(ClientSide { config })));
+            TestClient::connect(&endpoint, format!("{} {name}", self.name))
+        };
+        let mut known = client_as(&pki.client_cert(), &pki.client_key(), "known");
+        let conn = known.conn(b"token");
+        known.expect_ack(RequestKind::Conn, conn, AckResult::OK);
+        let submit = known.submit(b"payload");
+        known.expect_ack(RequestKind::Submit, submit, AckResult::OK);
+        let mut guest = client_as(&pki.guest_cert(), &pki.guest_key(), "guest");
+        let refused = guest.submit(b"payload");
+        guest.expect_ack(RequestKind::Submit, refused, AckResult::ERROR);
+        // Refused by the application, not cut: the guest is still served.
+        let again = guest.submit(b"payload");
+        guest.expect_ack(RequestKind::Submit, again, AckResult::ERROR);
+        let known_after = known.submit(b"payload");
+        known.expect_ack(RequestKind::Submit, known_after, AckResult::OK);
+        let seen = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (k, g) = (Some(CLIENT_NAME.to_owned()), Some(GUEST_NAME.to_owned()));
+        assert_eq!(
+            seen,
+            vec![
+                (RequestKind::Conn, k.clone()),
+                (RequestKind::Submit, k.clone()),
+                (RequestKind::Submit, g.clone()),
+                (RequestKind::Submit, g),
+                (RequestKind::Submit, k),
+            ],
+            "{}: the identities the handler saw, request by request",
+            self.name
+        );
+        drop((known, guest));
+        Box::new(server).shutdown();
     }
 }
 
