@@ -45,20 +45,14 @@ impl TestPki {
         )
         .map_err(e)?;
         pki.write_leaf("server", server, &issuer)?;
-        let client = leaf(
-            "lenproto test client",
-            vec![SanType::DnsName(CLIENT_NAME.try_into().map_err(e)?)],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        )
-        .map_err(e)?;
-        pki.write_leaf("client", client, &issuer)?;
-        let guest = leaf(
-            "lenproto test guest",
-            vec![SanType::DnsName(GUEST_NAME.try_into().map_err(e)?)],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        )
-        .map_err(e)?;
-        pki.write_leaf("guest", guest, &issuer)?;
+        for (file, cn, dns) in [
+            ("client", "lenproto test client", CLIENT_NAME),
+            ("guest", "lenproto test guest", GUEST_NAME),
+        ] {
+            let sans = vec![SanType::DnsName(dns.try_into().map_err(e)?)];
+            let cert = leaf(cn, sans, ExtendedKeyUsagePurpose::ClientAuth).map_err(e)?;
+            pki.write_leaf(file, cert, &issuer)?;
+        }
         let (mut expired, expired_key) = leaf(
             SERVER_NAME,
             vec![SanType::DnsName(SERVER_NAME.try_into().map_err(e)?)],
