@@ -435,6 +435,12 @@ async fn drive<R: Runtime>(rt: R, mut socket: R::Socket, shared: Arc<Shared>) {
                 }
             }
             if ended {
+                // One write that does not wait: a close_notify, a TLS alert.
+                let core = st.core.conn();
+                let _ =
+                    poll_write_step(&mut socket, cx, core, ClientSession::last_words, |c, n| {
+                        c.handle_written(n, now)
+                    });
                 if st.core.ended_cleanly() {
                     socket.shutdown_write();
                 }

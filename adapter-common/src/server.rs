@@ -215,7 +215,13 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
                             }
                         }
                         ServerEvent::ShutdownWrite => socket.shutdown_write(),
-                        ServerEvent::Closed(reason) => return Poll::Ready(reason),
+                        ServerEvent::Closed(reason) => {
+                            // One write that does not wait (a TLS alert).
+                            let _ = poll_write_step(&mut socket, cx, &mut conn, |c| c.last_words(), |c, n| {
+                                c.handle_written(n, now)
+                            });
+                            return Poll::Ready(reason);
+                        }
                     }
                 }
                 if let Some(pending) = later.as_mut() {

@@ -29,8 +29,15 @@ pub trait ServerSession: Input + Send + 'static {
     /// Bytes for the socket (under TLS, the answers given since the last
     /// call are encrypted now, together).
     fn transmit(&mut self) -> &[u8];
-    /// `n` bytes of [`transmit`](Self::transmit) were written.
+    /// `n` bytes of [`transmit`](Self::transmit) (or of
+    /// [`last_words`](Self::last_words)) were written.
     fn handle_written(&mut self, n: usize, now: Instant);
+    /// After the end: bytes worth one write that does not wait, before
+    /// the socket closes (under TLS, the alert that says why the session
+    /// failed). The plain core has none.
+    fn last_words(&self) -> &[u8] {
+        &[]
+    }
     /// False while the session wants no bytes from the socket.
     fn wants_input(&self) -> bool;
     /// The socket's end of stream.
@@ -50,7 +57,7 @@ pub trait ServerSession: Input + Send + 'static {
 /// Both sessions forward to same-named methods of their own (`transmit`
 /// is the plain core's `transmit_buf`: it has nothing to seal).
 macro_rules! session {
-    ($t:ty, $transmit:ident) => {
+    ($t:ty, $transmit:ident $(, $last_words:ident)?) => {
         impl ServerSession for $t {
             fn poll_event(&mut self) -> Option<ServerEvent> {
                 <$t>::poll_event(self)
@@ -90,11 +97,14 @@ macro_rules! session {
             fn stats(&self) -> ConnectionStats {
                 <$t>::stats(self)
             }
+            $(fn last_words(&self) -> &[u8] {
+                <$t>::$last_words(self)
+            })?
         }
     };
 }
 session!(ServerConnection, transmit_buf);
-session!(TlsServer, transmit);
+session!(TlsServer, transmit, last_words);
 
 impl Input for TlsServer {
     fn input_buffer(&mut self) -> &mut BytesMut {
@@ -153,9 +163,22 @@ impl ClientSession {
             Self::Tls(t) => t.transmit(),
         }
     }
-    /// `n` bytes of [`transmit`](Self::transmit) were written.
+    /// `n` bytes of [`transmit`](Self::transmit) (or of
+    /// [`last_words`](Self::last_words)) were written.
     pub fn handle_written(&mut self, n: usize, now: Instant) {
         either!(self, s => s.handle_written(n, now))
+    }
+    /// After the end: bytes worth one write that does not wait before the
+    /// socket closes (under TLS, the close_notify of a clean end or the
+    /// alert of a failed session). The plain core has none.
+    pub fn last_words(&mut self) -> &[u8] {
+        match self {
+            Self::Plain(_) => &[],
+            Self::Tls(t) => {
+                t.transmit();
+                t.last_words()
+            }
+        }
     }
     /// Bytes read from the socket.
     pub fn handle_input(&mut self, data: &[u8], now: Instant) {

@@ -210,9 +210,19 @@ impl Client {
     pub fn close(mut self) -> Result<(), ClientError> {
         let ended = {
             let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut core = self.shared.lock();
-            core.conn().close(Instant::now());
-            core.deliver()
+            let last = {
+                let mut core = self.shared.lock();
+                core.conn().close(Instant::now());
+                // Under TLS, the close_notify (the plain core has none).
+                core.conn().last_words().to_vec()
+            };
+            if (&*self.stream).write_all(&last).is_ok() {
+                self.shared
+                    .lock()
+                    .conn()
+                    .handle_written(last.len(), Instant::now());
+            }
+            self.shared.lock().deliver()
         };
         // Requests in flight: a FIN tells the server we are done, the
         // reader ends after the last ack.
@@ -342,6 +352,8 @@ fn handshake(
             Err(e) => break Err(e.into()),
         }
         if core.deliver() {
+            // The alert that says why, when the socket still takes it.
+            let _ = (&*stream).write(core.conn().last_words());
             break Err(core
                 .ended()
                 .cloned()

@@ -254,7 +254,14 @@ impl<H: Handler> Connection<H> {
                     ServerEvent::ShutdownWrite => {
                         stream.shutdown(Shutdown::Write).unwrap_or_default()
                     }
-                    ServerEvent::Closed(reason) => return reason,
+                    ServerEvent::Closed(reason) => {
+                        // One write that does not wait (a TLS alert).
+                        let last = conn.last_words();
+                        if !last.is_empty() && stream.set_nonblocking(true).is_ok() {
+                            let _ = (&*stream).write(last);
+                        }
+                        return reason;
+                    }
                 }
             }
             // 2. Wait no longer than the next timer.

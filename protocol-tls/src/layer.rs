@@ -36,6 +36,11 @@ pub trait Core {
     fn handshake_done(&mut self, identity: Option<PeerIdentity>, now: Instant);
     /// The core is done.
     fn is_closed(&self) -> bool;
+    /// The core queues nothing after what its `transmit_buf` holds, and
+    /// wants the peer told so (close_notify) once that is encrypted: the
+    /// client after `close`. A server's end of stream is its core's
+    /// `ShutdownWrite` instead.
+    fn ends_its_output(&self) -> bool;
     /// The core's next deadline.
     fn poll_timeout(&self) -> Option<Instant>;
     /// Fires the core's expired timers.
@@ -85,6 +90,9 @@ impl Core for protocol::ServerConnection {
     fn handshake_done(&mut self, identity: Option<PeerIdentity>, now: Instant) {
         protocol::ServerConnection::handshake_done(self, identity, now);
     }
+    fn ends_its_output(&self) -> bool {
+        false
+    }
 }
 
 impl Core for protocol::ClientConnection {
@@ -93,6 +101,9 @@ impl Core for protocol::ClientConnection {
         !self.is_closed()
     }
     fn handshake_done(&mut self, _identity: Option<PeerIdentity>, _now: Instant) {}
+    fn ends_its_output(&self) -> bool {
+        self.is_closing()
+    }
 }
 
 /// A protocol core `C` spoken over TLS: bytes from the socket go in
@@ -128,6 +139,8 @@ pub struct Tls<C> {
     handshaken: bool,
     /// A close_notify was queued.
     notified: bool,
+    /// The TLS session failed and rustls queued an alert that says why.
+    alert: bool,
     /// The core's `ShutdownWrite`, held until the close_notify before it
     /// is written (server).
     pub(crate) fin_held: bool,
@@ -149,6 +162,7 @@ impl<C: Core> Tls<C> {
             eof_passed: false,
             handshaken: false,
             notified: false,
+            alert: false,
             fin_held: false,
         };
         // A client's ClientHello is ready at once.
@@ -222,7 +236,25 @@ impl<C: Core> Tls<C> {
     /// 64 KiB queue). Drivers write this.
     pub fn transmit(&mut self) -> &[u8] {
         self.seal_output();
+        if self.handshaken
+            && self.core.ends_its_output()
+            && self.sealed == self.core.transmit_buf().len()
+        {
+            self.send_close_notify();
+        }
         &self.tls_out
+    }
+
+    /// After the end, what is worth one write that does not wait before
+    /// the socket closes: the alert that tells the peer why its TLS
+    /// session failed (a bad certificate, garbage instead of records), or
+    /// a close_notify not written yet. Empty otherwise.
+    pub fn last_words(&self) -> &[u8] {
+        if self.alert || self.notified {
+            &self.tls_out
+        } else {
+            &[]
+        }
     }
 
     /// Ciphertext already queued for the socket (what [`transmit`](Self::transmit)
@@ -331,8 +363,9 @@ impl<C: Core> Tls<C> {
             }
             moved = true;
             if let Err(e) = self.tls.process_new_packets() {
-                // The alert rustls queued goes out if the driver still writes.
+                // The alert rustls queued: see `last_words`.
                 self.flush_tls();
+                self.alert = true;
                 self.core.fail(CloseReason::Tls {
                     error: e.to_string(),
                 });

@@ -194,6 +194,43 @@ fn a_client_certificate_from_another_ca_is_refused_under_mutual_tls() {
         Some(CloseReason::Tls { error }) => assert!(error.contains("certificate"), "{error}"),
         other => panic!("expected a TLS close, got {other:?}"),
     }
+    // The server's alert reached the client: it learns why, not just EOF.
+    match pair.client.core().close_reason() {
+        Some(CloseReason::Tls { error }) => assert!(error.contains("alert"), "{error}"),
+        other => panic!("expected the client to end on the server's alert, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_closing_client_sends_close_notify_and_still_gets_every_ack() {
+    let pki = pki();
+    let mut pair = Pair::new(&server_tls(&pki, false), &client_tls(&pki, None));
+    for payload in [&b"one"[..], b"two", b"three"] {
+        pair.client
+            .request(RequestKind::Submit, payload, pair.now)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    pair.client.close(pair.now);
+    pair.run(Some(AckResult::OK));
+    assert_eq!(
+        pair.acks,
+        vec![AckResult::OK; 3],
+        "every ack after the close"
+    );
+    // The pair never passes a socket EOF to the server: its core ended
+    // cleanly on the client's close_notify alone.
+    match &pair.server_closed {
+        Some(reason) => assert!(reason.is_clean(), "{reason:?}"),
+        None => panic!("the server did not see the client's close_notify"),
+    }
+    assert!(
+        pair.client
+            .core()
+            .close_reason()
+            .is_some_and(CloseReason::is_clean),
+        "{:?}",
+        pair.client.core().close_reason()
+    );
 }
 
 #[test]
@@ -255,6 +292,13 @@ fn a_plaintext_client_on_a_tls_port_is_closed_with_a_tls_reason() {
         Some(ServerEvent::Closed(CloseReason::Tls { error })) => assert!(!error.is_empty()),
         other => panic!("expected a TLS close, got {other:?}"),
     }
+    // A TLS alert record (content type 21) for one write before the close.
+    assert_eq!(
+        server.last_words().first(),
+        Some(&21),
+        "{:?}",
+        server.last_words()
+    );
 }
 
 #[test]

@@ -262,6 +262,12 @@ impl ClientConnection {
         self.closed
     }
 
+    /// True once [`close`](Self::close) was called: no request is queued
+    /// after what [`transmit_buf`](Self::transmit_buf) holds.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<&CloseReason> {
         self.reason.as_ref()

@@ -156,6 +156,15 @@ fn s_client_submit(addr: SocketAddr, pki: &TestPki, extra: &[&str]) -> Vec<u8> {
     got
 }
 
+/// Runs `bin submit --addr ADDR --timeout 5 ARGS...` to its end.
+fn run_submit(bin: Binary<'_>, addr: SocketAddr, args: &[&str]) -> harness::Finished {
+    let mut cmd = Command::new(bin.path);
+    cmd.envs(bin.env.iter().copied())
+        .args(["submit", "--addr", &addr.to_string(), "--timeout", "5"])
+        .args(args);
+    harness::run(cmd, "submit", WITHIN).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn seed_ack() -> Vec<u8> {
     ack_frame(
         RequestKind::Submit,
@@ -226,13 +235,21 @@ pub fn a_plaintext_client_on_a_tls_port_is_closed_and_logged(bin: Binary<'_>) {
             b"plain",
         ))
         .unwrap_or_else(|e| panic!("write: {e}"));
-    let mut buf = [0u8; 64];
+    // What comes back before the close: the fatal TLS alert that says why
+    // (a record of content type 21, level 2), never an answer.
+    let mut got = Vec::new();
     let started = Instant::now();
-    match plain.read(&mut buf) {
-        Ok(0) | Err(_) if started.elapsed() < WITHIN => {}
-        Ok(n) => panic!("{}: a plaintext client got {:?}", bin.path, &buf[..n]),
-        Err(e) => panic!("{}: the plaintext client was not closed: {e}", bin.path),
-    }
+    let end = plain.read_to_end(&mut got);
+    assert!(
+        started.elapsed() < WITHIN,
+        "{}: the plaintext client was not closed within {WITHIN:?} ({end:?})",
+        bin.path
+    );
+    assert!(
+        got.len() == 7 && got.first() == Some(&21) && got.get(5) == Some(&2),
+        "{}: a plaintext client got {got:?}, not one fatal alert",
+        bin.path
+    );
     serve.expect_log("tls: ");
     assert_eq!(s_client_submit(serve.addr, &pki, &[]), seed_ack());
 }
@@ -282,12 +299,7 @@ pub fn submit_over_tls_gets_every_ack(bin: Binary<'_>) {
     let ca = pki.ca();
     let ca = ca.to_string_lossy().into_owned();
     let submit = |addr: SocketAddr, extra: &[&str]| {
-        let mut cmd = Command::new(bin.path);
-        cmd.envs(bin.env.iter().copied())
-            .args(["submit", "--addr", &addr.to_string(), "--timeout", "5"])
-            .args(extra)
-            .args(["one", "two"]);
-        harness::run(cmd, "submit", WITHIN).unwrap_or_else(|e| panic!("{e}"))
+        run_submit(bin, addr, &[extra, &["one", "two"]].concat())
     };
     let plain_tls = Serve::start(bin, &pki, &[]);
     let done = submit(plain_tls.addr, &["--tls-ca", &ca]);
@@ -342,6 +354,83 @@ pub fn submit_over_tls_gets_every_ack(bin: Binary<'_>) {
     assert!(
         !done.status.success(),
         "{}: a stranger's submit succeeded",
+        bin.path
+    );
+    // The server's alert reached it: it is told why, not just cut.
+    assert!(
+        done.stderr.contains("alert"),
+        "{}: the stranger was not told why: {}",
+        bin.path,
+        done.stderr
+    );
+}
+
+/// `submit` over TLS ends its session with a close_notify before its FIN
+/// (so a peer tells a clean end from a truncation by TLS alone). The
+/// server here is rustls itself over a blocking socket, not one of ours.
+pub fn submit_over_tls_ends_with_close_notify(bin: Binary<'_>) {
+    let pki = pki();
+    let tls =
+        adapter_common::ServerTls::from_pem_files(&pki.server_cert(), &pki.server_key(), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+    let config = std::sync::Arc::clone(tls.config());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let server = thread::spawn(move || -> Result<(usize, bool), String> {
+        let (mut sock, _) = listener.accept().map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(WITHIN))
+            .map_err(|e| e.to_string())?;
+        let mut tls = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
+        let (mut plain, mut answered) = (bytes::BytesMut::new(), 0);
+        loop {
+            while tls.wants_write() {
+                tls.write_tls(&mut sock).map_err(|e| e.to_string())?;
+            }
+            if tls.read_tls(&mut sock).map_err(|e| format!("read: {e}"))? == 0 {
+                // The FIN: was the close_notify before it?
+                return Ok((answered, false));
+            }
+            let state = tls.process_new_packets().map_err(|e| e.to_string())?;
+            let mut chunk = vec![0; state.plaintext_bytes_to_read()];
+            tls.reader()
+                .read_exact(&mut chunk)
+                .map_err(|e| e.to_string())?;
+            plain.extend_from_slice(&chunk);
+            // Each Submit gets its SubmitAck (result 0).
+            while let Some(packet) =
+                protocol::decode(&mut plain, 1 << 20).map_err(|e| e.to_string())?
+            {
+                let protocol::Packet::Submit { id, .. } = packet else {
+                    return Err(format!("not a Submit: {packet:?}"));
+                };
+                let ack = ack_frame(RequestKind::Submit, &id, AckResult::OK);
+                tls.writer().write_all(&ack).map_err(|e| e.to_string())?;
+                answered += 1;
+            }
+            if state.peer_has_closed() {
+                while tls.wants_write() {
+                    tls.write_tls(&mut sock).map_err(|e| e.to_string())?;
+                }
+                return Ok((answered, true));
+            }
+        }
+    });
+    let ca = pki.ca();
+    let ca = ca.to_string_lossy().into_owned();
+    let done = run_submit(bin, addr, &["--tls-ca", &ca, "one", "two"]);
+    let seen = server
+        .join()
+        .unwrap_or_else(|_| panic!("the rustls server panicked"));
+    assert!(
+        done.status.success(),
+        "{}: submit: {}",
+        bin.path,
+        done.stderr
+    );
+    assert_eq!(
+        seen,
+        Ok((2, true)),
+        "{}: (Submits answered, close_notify before the FIN)",
         bin.path
     );
 }
@@ -484,6 +573,7 @@ macro_rules! tls_binary_suite {
             a_tls_client_on_a_plain_port_is_closed_and_logged,
             an_expired_certificate_is_served_with_a_warning,
             submit_over_tls_on_a_unix_socket,
+            submit_over_tls_ends_with_close_notify,
         );
     };
     (@tests $bin:expr, $env:expr; $($name:ident),* $(,)?) => {
