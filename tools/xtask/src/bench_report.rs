@@ -83,7 +83,7 @@ pub fn grid(quick: bool) -> Vec<Point> {
 
 /// Progress on stderr: which item, and the time left, estimated from the
 /// time the finished items took per planned second.
-struct Progress {
+pub struct Progress {
     total_items: usize,
     done_items: usize,
     planned_secs: f64,
@@ -92,6 +92,21 @@ struct Progress {
 }
 
 impl Progress {
+    /// `total_items` to do, planned to take `planned_secs` in all.
+    pub fn new(total_items: usize, planned_secs: f64) -> Self {
+        Self {
+            total_items,
+            done_items: 0,
+            planned_secs,
+            done_planned_secs: 0.0,
+            start: Instant::now(),
+        }
+    }
+
+    pub fn planned_secs(&self) -> f64 {
+        self.planned_secs
+    }
+
     fn eta(&self) -> String {
         let remaining = self.planned_secs - self.done_planned_secs;
         let rate = if self.done_planned_secs > 0.0 {
@@ -102,7 +117,7 @@ impl Progress {
         fmt_duration((remaining * rate).max(0.0).round() as u64)
     }
 
-    fn begin(&self, what: &str) {
+    pub fn begin(&self, what: &str) {
         eprint!(
             "[{:>3}/{} ETA {:>6}] {what} ... ",
             self.done_items + 1,
@@ -112,7 +127,7 @@ impl Progress {
         let _ = std::io::stderr().flush();
     }
 
-    fn end(&mut self, planned: f64) {
+    pub fn end(&mut self, planned: f64) {
         self.done_items += 1;
         self.done_planned_secs += planned;
     }
@@ -126,27 +141,9 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
     harness::install_signal_handler("xtask", servers::STOP_GRACE)?;
     // The servers inherit it.
     let fd_limit = harness::raise_nofile_to_hard()?;
-    let workspace = workspace_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     // Unix sockets and server logs: removed when dropped and on Ctrl-C.
     let tmp = harness::TempDir::new("xtask-bench")?;
-
-    if args.no_build {
-        eprintln!("xtask: --no-build: using the binaries already built");
-    } else {
-        build(&cargo, &workspace)?;
-    }
-    let bin_dir = target_dir(&cargo, &workspace)?.join("release");
-    for bin in BINARIES {
-        let p = bin_dir.join(bin);
-        if !p.is_file() {
-            return Err(format!(
-                "{} not found (did `cargo build --release -p {bin}` succeed?)",
-                p.display()
-            )
-            .into());
-        }
-    }
+    let (workspace, bin_dir) = built_binaries(args.no_build)?;
     let baseline_dir = match &args.baseline {
         Some(dir) => Some(baseline_dir(dir)?),
         None => None,
@@ -205,13 +202,10 @@ pub fn run(args: &BenchReportArgs) -> Result<()> {
     let mem_secs = 2.0 + mem_counts.iter().sum::<usize>() as f64 / 2000.0;
     let bench_secs = duration as f64 + 1.0;
     let n_bench = points.len() * runs * servers.len();
-    let mut progress = Progress {
-        total_items: n_bench + mem_servers.len(),
-        done_items: 0,
-        planned_secs: n_bench as f64 * bench_secs + mem_servers.len() as f64 * mem_secs,
-        done_planned_secs: 0.0,
-        start: Instant::now(),
-    };
+    let mut progress = Progress::new(
+        n_bench + mem_servers.len(),
+        n_bench as f64 * bench_secs + mem_servers.len() as f64 * mem_secs,
+    );
     eprintln!(
         "xtask: {} points x {} servers x {runs} run(s) of {duration} s, then memory of {} \
          server(s) at {:?} connections: about {}",
@@ -592,6 +586,30 @@ fn notes(fd_limit: u64, counts: &[usize]) -> Vec<String> {
     n
 }
 
+/// Builds the adapters' release binaries (unless `no_build`) and checks
+/// they are there: the workspace root and the binaries' directory.
+pub fn built_binaries(no_build: bool) -> Result<(PathBuf, PathBuf)> {
+    let workspace = workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    if no_build {
+        eprintln!("xtask: --no-build: using the binaries already built");
+    } else {
+        build(&cargo, &workspace)?;
+    }
+    let bin_dir = target_dir(&cargo, &workspace)?.join("release");
+    for bin in BINARIES {
+        let p = bin_dir.join(bin);
+        if !p.is_file() {
+            return Err(format!(
+                "{} not found (did `cargo build --release -p {bin}` succeed?)",
+                p.display()
+            )
+            .into());
+        }
+    }
+    Ok((workspace, bin_dir))
+}
+
 /// The workspace root: two directories above this crate.
 fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -645,7 +663,7 @@ fn capture(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(done.stdout)
 }
 
-fn git_commit(workspace: &Path) -> String {
+pub fn git_commit(workspace: &Path) -> String {
     let mut head = Command::new("git");
     head.current_dir(workspace)
         .args(["rev-parse", "--short=12", "HEAD"]);

@@ -8,6 +8,9 @@
 //! memory per idle connection, and writes `<out>/benchmarks.md` with SVG
 //! charts. With `--baseline DIR` it also runs every adapter from an earlier
 //! build's binaries in DIR and reports current / baseline per point.
+//!
+//! `cargo xtask tls-figures [--runs 3] [--duration SECS] [--no-build]`
+//! measures every adapter over TLS against plain TCP (see `tls_figures`).
 
 mod bench_json;
 mod bench_report;
@@ -19,6 +22,7 @@ mod redis;
 mod report;
 mod servers;
 mod stats;
+mod tls_figures;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +45,26 @@ enum Command {
     /// Benchmark every adapter (and Redis, when installed) and write
     /// <out>/benchmarks.md with SVG charts next to it.
     BenchReport(BenchReportArgs),
+    /// Every adapter over TLS against plain TCP, in one run: req/s and
+    /// server CPU per request at 1x1, 50x1 and 50x16, new connections per
+    /// second (a handshake each), and memory per idle connection at 1,000.
+    /// Prints markdown tables; progress on stderr.
+    TlsFigures(TlsFiguresArgs),
+}
+
+/// Flags of `cargo xtask tls-figures`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsFiguresArgs {
+    /// Runs of every adapter at every point, plain and TLS back to back.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub runs: usize,
+    /// Seconds of load per run.
+    #[arg(long, value_name = "SECS", default_value_t = 3)]
+    pub duration: u64,
+    /// Use the adapter binaries already in the target dir instead of
+    /// running `cargo build --release` first.
+    #[arg(long)]
+    pub no_build: bool,
 }
 
 /// Flags of `cargo xtask bench-report`.
@@ -87,6 +111,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::BenchReport(args) => bench_report::run(&args),
+        Command::TlsFigures(args) => tls_figures::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

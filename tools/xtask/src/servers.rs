@@ -156,6 +156,18 @@ pub fn start(
     max_conns: Option<u32>,
     seq: usize,
 ) -> Result<Running> {
+    start_with(tools, server, transport, max_conns, seq, &[])
+}
+
+/// [`start`], with `extra` arguments after the usual ones (e.g. TLS files).
+pub fn start_with(
+    tools: &Tools,
+    server: Server,
+    transport: Transport,
+    max_conns: Option<u32>,
+    seq: usize,
+    extra: &[String],
+) -> Result<Running> {
     let endpoint = match transport {
         Transport::Tcp => Endpoint::Tcp(free_port()?),
         Transport::Unix => Endpoint::Unix(tools.tmp.join(format!("s{seq}.sock"))),
@@ -171,7 +183,8 @@ pub fn start(
         _ => tools.adapter_bin(server),
     };
     let mut cmd = Command::new(&program);
-    cmd.args(server_args(server, &endpoint, max_conns));
+    cmd.args(server_args(server, &endpoint, max_conns))
+        .args(extra);
     cmd.current_dir(&tools.tmp);
     if let Some(rt) = runtime_env(server) {
         cmd.env("ADAPTER_RUNTIME", rt);
@@ -258,8 +271,21 @@ pub fn bench_adapter(
     duration_secs: u64,
     seq: usize,
 ) -> Result<BenchOutput> {
+    bench_adapter_with(tools, point, endpoint, duration_secs, seq, &[])
+}
+
+/// [`bench_adapter`], with `extra` bench arguments (TLS, `--churn`).
+pub fn bench_adapter_with(
+    tools: &Tools,
+    point: Point,
+    endpoint: &Endpoint,
+    duration_secs: u64,
+    seq: usize,
+    extra: &[String],
+) -> Result<BenchOutput> {
     let mut cmd = Command::new(tools.bench_bin());
-    cmd.args(bench_args(point, endpoint, duration_secs));
+    cmd.args(bench_args(point, endpoint, duration_secs))
+        .args(extra);
     let log = tools.tmp.join(format!("bench-{seq}.log"));
     let (status, out) = run_logged(
         cmd,
