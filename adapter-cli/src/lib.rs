@@ -106,10 +106,19 @@ pub struct ServeArgs {
     /// (PEM); its name (first SAN, else CN) comes with each request.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
-    /// Close a TLS connection whose handshake is not done within this many
-    /// seconds (0 = never).
+    /// Close a TLS connection whose handshake (and, with
+    /// --proxy-protocol, a connection whose PROXY header) is not done
+    /// within this many seconds (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub handshake_timeout: u64,
+    /// Every connection starts with a PROXY protocol header, v1 or v2 (a
+    /// load balancer's: HAProxy send-proxy-v2, Envoy, cloud TCP
+    /// balancers): the client address in it is the one logged and handed
+    /// to the handler. A connection without a valid header is closed.
+    /// Only behind such a proxy: anyone who can connect directly can
+    /// claim any address.
+    #[arg(long)]
+    pub proxy_protocol: bool,
     /// Log level: error, warn, info (a line per connection), debug (a line
     /// per request), trace; or a tracing filter such as `adapter_tokio=debug`.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
@@ -134,6 +143,7 @@ impl ServeArgs {
             max_connections: self.max_connections.unwrap_or(default_max_connections),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             handshake_timeout: secs(self.handshake_timeout),
+            proxy_protocol: self.proxy_protocol,
             ..ServerConfig::default()
         };
         exit_if_invalid(config.validate());

@@ -4,6 +4,7 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -126,9 +127,10 @@ impl<R: Runtime, H: Handler> Server<R, H> {
                     };
                     let now = Instant::now();
                     let conn = ServerConnection::new(options.config.clone(), now);
-                    let (handler, finish) = (Arc::clone(&handler), move |(stats, reason)| {
-                        admission.finish(&stats, &reason)
-                    });
+                    let (handler, finish) =
+                        (Arc::clone(&handler), move |(stats, reason, source)| {
+                            admission.finish(&stats, &reason, source)
+                        });
                     // `map`, not an async block awaiting the task: that holds
                     // the connection's state twice (its resident memory).
                     match &options.tls {
@@ -172,7 +174,8 @@ impl<R: Runtime, H: Handler> Server<R, H> {
 /// on this task with the others still coming; send the lingering close's
 /// FIN; stop at the end); write what is pending; read while the core wants
 /// input (yielding after a budget, so a flooding peer starves no one);
-/// arm the one timer. Returns the connection's counters and why it ended.
+/// arm the one timer. Returns the connection's counters, why it ended and
+/// the client's address from its PROXY header (if any).
 ///
 /// An `async` block, not an `async fn`: an `async fn` keeps its arguments
 /// (the core among them) twice in its state.
@@ -183,7 +186,7 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
     mut conn: S,
     handler: Arc<H>,
     shutdown: Arc<Signal>,
-) -> impl Future<Output = (protocol::ConnectionStats, CloseReason)> {
+) -> impl Future<Output = (protocol::ConnectionStats, CloseReason, Option<SocketAddr>)> {
     async move {
         let mut timer = Deadline::default();
         let mut closing = false;
@@ -215,6 +218,7 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
                             }
                         }
                         ServerEvent::ShutdownWrite => socket.shutdown_write(),
+                        ServerEvent::Proxied(header) => tracing::debug!(?header, "PROXY header"),
                         ServerEvent::Closed(reason) => {
                             // One write that does not wait (a TLS alert).
                             let _ = poll_write_step(&mut socket, cx, &mut conn, |c| c.last_words(), |c, n| {
@@ -287,7 +291,7 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
             }
         })
         .await;
-        (conn.stats(), reason)
+        (conn.stats(), reason, conn.source())
     }
 }
 

@@ -3,6 +3,7 @@
 //! once over [`ServerSession`]; a server picks the session per its options.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -52,6 +53,8 @@ pub trait ServerSession: Input + Send + 'static {
     fn close(&mut self, now: Instant, deadline: Option<Instant>);
     /// The core's counters.
     fn stats(&self) -> ConnectionStats;
+    /// The client's address from the PROXY header, once it came.
+    fn source(&self) -> Option<SocketAddr>;
 }
 
 /// Both sessions forward to same-named methods of their own (`transmit`
@@ -96,6 +99,9 @@ macro_rules! session {
             }
             fn stats(&self) -> ConnectionStats {
                 <$t>::stats(self)
+            }
+            fn source(&self) -> Option<SocketAddr> {
+                <$t>::source(self)
             }
             $(fn last_words(&self) -> &[u8] {
                 <$t>::$last_words(self)

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
@@ -338,13 +339,23 @@ impl<C: Control> Admission<C> {
     }
 
     /// Counts the connection's end and logs its line (peer, duration,
-    /// counters, reason).
-    pub fn finish(mut self, stats: &ConnectionStats, reason: &CloseReason) {
+    /// counters, reason). `source`: the client behind the proxy, from the
+    /// connection's PROXY header; the line then names it first.
+    pub fn finish(
+        mut self,
+        stats: &ConnectionStats,
+        reason: &CloseReason,
+        source: Option<SocketAddr>,
+    ) {
         self.counted = true;
         self.supervisor.totals.connection_closed(stats, reason);
+        let peer = match source {
+            Some(source) => format!("{source} (via {})", self.peer),
+            None => std::mem::take(&mut self.peer),
+        };
         tracing::info!(
             "{}",
-            conn_closed_line(&self.peer, self.started.elapsed(), stats, reason)
+            conn_closed_line(&peer, self.started.elapsed(), stats, reason)
         );
     }
 }

@@ -226,7 +226,8 @@ impl<H: Handler> Connection<H> {
     /// Serves the connection, then reports its end.
     fn run<S: ServerSession>(self, mut session: S) {
         let reason = self.serve(&mut session);
-        self.admission.finish(&session.stats(), &reason);
+        self.admission
+            .finish(&session.stats(), &reason, session.source());
     }
 
     /// The run loop of the `protocol` crate docs, plus the std specifics:
@@ -251,6 +252,7 @@ impl<H: Handler> Connection<H> {
                         // The handle is this connection's, answered once: it cannot fail.
                         conn.respond(handle, result, Instant::now()).ok();
                     }
+                    ServerEvent::Proxied(header) => debug!(?header, "PROXY header"),
                     ServerEvent::ShutdownWrite => {
                         stream.shutdown(Shutdown::Write).unwrap_or_default()
                     }

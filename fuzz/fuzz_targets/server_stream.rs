@@ -446,6 +446,7 @@ impl Harness {
         while let Some(event) = self.conn.poll_event() {
             match event {
                 ServerEvent::Request(req) => self.request(req),
+                ServerEvent::Proxied(h) => panic!("a PROXY header event without proxy_protocol: {h:?}"),
                 ServerEvent::ShutdownWrite => {
                     assert_eq!(self.seen, Seen::Conversing, "ShutdownWrite after {:?}", self.seen);
                     assert!(self.linger_on(), "lingering with lingering off");

@@ -34,6 +34,10 @@ pub trait Core {
     fn fail(&mut self, reason: CloseReason);
     /// The handshake finished; `identity` is who the peer proved to be.
     fn handshake_done(&mut self, identity: Option<PeerIdentity>, now: Instant);
+    /// Takes what comes before TLS off the front of the socket's bytes
+    /// (the server's PROXY protocol header); true once TLS may read.
+    /// `eof`: no more bytes will come.
+    fn take_preamble(&mut self, buf: &mut BytesMut, eof: bool, now: Instant) -> bool;
     /// The core is done.
     fn is_closed(&self) -> bool;
     /// The core queues nothing after what its `transmit_buf` holds, and
@@ -93,6 +97,9 @@ impl Core for protocol::ServerConnection {
     fn ends_its_output(&self) -> bool {
         false
     }
+    fn take_preamble(&mut self, buf: &mut BytesMut, eof: bool, now: Instant) -> bool {
+        self.take_proxy_header(buf, eof, now)
+    }
 }
 
 impl Core for protocol::ClientConnection {
@@ -103,6 +110,9 @@ impl Core for protocol::ClientConnection {
     fn handshake_done(&mut self, _identity: Option<PeerIdentity>, _now: Instant) {}
     fn ends_its_output(&self) -> bool {
         self.is_closing()
+    }
+    fn take_preamble(&mut self, _buf: &mut BytesMut, _eof: bool, _now: Instant) -> bool {
+        true
     }
 }
 
@@ -319,6 +329,15 @@ impl<C: Core> Tls<C> {
     /// by [`transmit`](Self::transmit): every ack answered in one turn
     /// then leaves in one record.
     pub fn pump(&mut self, now: Instant) {
+        if !self
+            .core
+            .take_preamble(&mut self.tls_in, self.socket_eof, now)
+        {
+            if self.core.is_closed() {
+                self.tls_in = BytesMut::new();
+            }
+            return;
+        }
         loop {
             if self.core.is_closed() {
                 self.tls_in = BytesMut::new();

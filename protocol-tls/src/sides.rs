@@ -66,6 +66,12 @@ impl Tls<ServerConnection> {
     pub fn stats(&self) -> ConnectionStats {
         self.core().stats()
     }
+
+    /// The client's address from the PROXY header (which comes before
+    /// TLS), once it came.
+    pub fn source(&self) -> Option<std::net::SocketAddr> {
+        self.core().source()
+    }
 }
 
 impl Tls<ClientConnection> {

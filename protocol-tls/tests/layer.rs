@@ -108,6 +108,7 @@ impl Pair {
                     }
                     ServerEvent::ShutdownWrite => self.client.handle_eof(self.now),
                     ServerEvent::Closed(reason) => self.server_closed = Some(reason),
+                    ServerEvent::Proxied(_) => {}
                 }
             }
             while let Some(event) = self.client.poll_event() {
@@ -421,4 +422,47 @@ fn tls_settings_that_cannot_work_are_named() {
 
     let err = ClientTls::from_pem_files(&pki.ca(), "not a name!", None).unwrap_err();
     assert!(matches!(err, TlsConfigError::BadServerName { .. }), "{err}");
+}
+
+/// A pair whose server expects a PROXY header first.
+fn proxied_pair(pki: &TestPki) -> Pair {
+    let config = ServerConfig {
+        proxy_protocol: true,
+        ..ServerConfig::default()
+    };
+    Pair::with(
+        &server_tls(pki, false),
+        config,
+        &client_tls(pki, None),
+        ClientConfig::default(),
+    )
+}
+
+#[test]
+fn a_proxy_header_before_the_client_hello_names_the_client_of_every_request() {
+    let mut pair = proxied_pair(&pki());
+    // What the load balancer writes first, then the client's bytes.
+    pair.server
+        .handle_input(b"PROXY TCP6 2001:db8::7 ::1 40000 8888\r\n", pair.now);
+    pair.client
+        .request(RequestKind::Submit, b"behind a proxy", pair.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    pair.run(Some(AckResult::OK));
+    assert_eq!(pair.acks, vec![AckResult::OK]);
+    let want: std::net::SocketAddr = "[2001:db8::7]:40000"
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pair.requests[0].source, Some(want));
+    assert_eq!(pair.server.source(), Some(want));
+}
+
+#[test]
+fn a_tls_connection_without_its_proxy_header_is_closed_for_it() {
+    let mut pair = proxied_pair(&pki());
+    pair.run(None);
+    assert!(
+        matches!(&pair.server_closed, Some(CloseReason::Proxy { .. })),
+        "{:?}",
+        pair.server_closed
+    );
 }

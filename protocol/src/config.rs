@@ -59,6 +59,16 @@ pub struct ServerConfig {
     /// ([`CloseReason::HandshakeTimeout`](crate::CloseReason::HandshakeTimeout)).
     /// Default 10 s; `None` waits for ever.
     pub handshake_timeout: Option<Duration>,
+    /// Every connection starts with a PROXY protocol header (version 1 or
+    /// 2, as HAProxy's `send-proxy[-v2]` and cloud TCP load balancers
+    /// write it): the client address it carries comes with each
+    /// [`Request`](crate::Request) and in
+    /// [`ServerEvent::Proxied`](crate::ServerEvent::Proxied). A connection
+    /// without a valid one is closed
+    /// ([`CloseReason::Proxy`](crate::CloseReason::Proxy)); one whose
+    /// header (and TLS handshake) is not done within `handshake_timeout`
+    /// too. Default `false`: a PROXY header is then a framing error.
+    pub proxy_protocol: bool,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +87,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             shutdown_timeout: Duration::from_secs(10),
             handshake_timeout: Some(Duration::from_secs(10)),
+            proxy_protocol: false,
         }
     }
 }

@@ -163,6 +163,14 @@ pub enum CloseReason {
         /// What the TLS layer found.
         error: String,
     },
+    /// The PROXY protocol header the server expects
+    /// ([`ServerConfig::proxy_protocol`](crate::ServerConfig::proxy_protocol))
+    /// is missing or malformed.
+    #[error("{error}")]
+    Proxy {
+        /// What is wrong with it.
+        error: crate::proxy::ProxyError,
+    },
     /// The socket failed (reported by the adapter).
     #[error("io error: {kind}")]
     Io {
@@ -198,6 +206,7 @@ impl CloseReason {
             Self::ShutdownDeadline { .. } => "shutdown_deadline",
             Self::HandshakeTimeout { .. } => "handshake_timeout",
             Self::Tls { .. } => "tls_error",
+            Self::Proxy { .. } => "proxy_header",
             Self::Io { .. } => "io_error",
             Self::Aborted => "aborted",
         }

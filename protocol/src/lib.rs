@@ -68,6 +68,8 @@
 //!                     conn.respond(req.handle, result, Instant::now()).ok();
 //!                 }
 //!                 ServerEvent::ShutdownWrite => stream.shutdown(Shutdown::Write).unwrap_or_default(),
+//!                 // With `proxy_protocol`: the client behind the load balancer.
+//!                 ServerEvent::Proxied(header) => eprintln!("proxied: {header:?}"),
 //!                 ServerEvent::Closed(reason) => return Ok(reason),
 //!             }
 //!         }
@@ -150,6 +152,7 @@ mod client;
 mod codec;
 mod config;
 mod error;
+mod proxy;
 mod server;
 mod wire;
 
@@ -167,6 +170,10 @@ pub use codec::{Packet, decode, encode_ack, encode_request};
 pub use config::{ClientConfig, ServerConfig};
 pub use error::{
     CloseReason, ConfigError, DecodeError, EncodeError, RespondError, Setting, SubmitError,
+};
+pub use proxy::{
+    PROXY_V1_MAX_LEN, PROXY_V2_MAX_LEN, PROXY_V2_SIGNATURE, ProxyError, ProxyHeader,
+    decode_proxy_header,
 };
 pub use server::{PeerIdentity, Request, ServerConnection, ServerEvent};
 pub use wire::{

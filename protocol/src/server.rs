@@ -1,6 +1,7 @@
 //! The server side of one connection.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -9,13 +10,19 @@ use crate::buffers::{Buffers, ConnectionStats, deadline, earliest};
 use crate::codec::{Packet, encode_ack};
 use crate::config::ServerConfig;
 use crate::error::{CloseReason, RespondError};
+use crate::proxy::{ProxyHeader, decode_proxy_header};
 use crate::wire::{AckResult, MessageId, RequestHandle, RequestKind, Side};
 
 /// What a [`ServerConnection`] has for its driver, from
 /// [`ServerConnection::poll_event`]: in this order over a connection's
-/// life, requests, then at most one `ShutdownWrite`, then one `Closed`.
+/// life, at most one `Proxied` (with `proxy_protocol`), requests, then at
+/// most one `ShutdownWrite`, then one `Closed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
+    /// The connection's PROXY protocol header
+    /// ([`ServerConfig::proxy_protocol`]): who the client behind the proxy
+    /// is. Log and count the connection under `source` from now on.
+    Proxied(ProxyHeader),
     /// A request for the application: answer it with
     /// [`ServerConnection::respond`], now or later.
     Request(Request),
@@ -49,6 +56,11 @@ pub struct Request {
     /// of a verified TLS client certificate), if it did: see
     /// [`ServerConnection::handshake_done`]. `None` on a plain connection.
     pub identity: Option<PeerIdentity>,
+    /// The client's address from the connection's PROXY protocol header
+    /// ([`ServerConfig::proxy_protocol`]), when it carried one: the real
+    /// client behind the load balancer. `None` without the header (the
+    /// socket's peer is then the client, and the driver knows it).
+    pub source: Option<SocketAddr>,
 }
 
 /// A peer's proven identity, as the handshake layer names it (for a TLS
@@ -149,12 +161,24 @@ pub struct ServerConnection {
     /// A handshake is under way and must end by then (`expect_handshake`).
     handshake_until: Option<Instant>,
     identity: Option<PeerIdentity>,
+    /// A PROXY header must come first (`proxy_protocol`) and has not yet.
+    awaiting_proxy: bool,
+    /// A handshake layer runs over this connection (`expect_handshake`):
+    /// the PROXY header's end does not end the handshake's timer.
+    layered: bool,
+    source: Option<SocketAddr>,
 }
 
 impl ServerConnection {
     /// A new connection, accepted at `now`.
     pub fn new(config: ServerConfig, now: Instant) -> Self {
         let io = Buffers::new(config.max_frame_len);
+        let awaiting_proxy = config.proxy_protocol;
+        let handshake_until = if awaiting_proxy {
+            deadline(Some(now), config.handshake_timeout)
+        } else {
+            None
+        };
         Self {
             config,
             io,
@@ -171,8 +195,11 @@ impl ServerConnection {
             deadline: None,
             peer_eof: false,
             refused: 0,
-            handshake_until: None,
+            handshake_until,
             identity: None,
+            awaiting_proxy,
+            layered: false,
+            source: None,
         }
     }
 
@@ -183,8 +210,63 @@ impl ServerConnection {
     /// handshake calls this once, before any input.
     pub fn expect_handshake(&mut self, now: Instant) {
         if self.phase == Phase::Conversing {
-            self.handshake_until = deadline(Some(now), self.config.handshake_timeout);
+            self.layered = true;
+            if self.handshake_until.is_none() {
+                self.handshake_until = deadline(Some(now), self.config.handshake_timeout);
+            }
         }
+    }
+
+    /// With [`ServerConfig::proxy_protocol`], takes the PROXY header off
+    /// the front of `buf`, the bytes from the socket (a layer under the
+    /// conversation, such as TLS, calls this with its own input before it
+    /// reads any; the plain connection does it itself). True once the
+    /// header is done (or none is expected) and the rest of `buf` may
+    /// flow; false while more bytes are needed, or once the connection
+    /// failed on a missing or malformed header (then closed with
+    /// [`CloseReason::Proxy`]). `peer_closed`: no more bytes will come.
+    pub fn take_proxy_header(
+        &mut self,
+        buf: &mut BytesMut,
+        peer_closed: bool,
+        now: Instant,
+    ) -> bool {
+        if !self.awaiting_proxy {
+            return true;
+        }
+        if self.phase != Phase::Conversing {
+            return false;
+        }
+        match decode_proxy_header(buf) {
+            Ok(Some((header, n))) => {
+                let _ = buf.split_to(n);
+                self.awaiting_proxy = false;
+                if let ProxyHeader::Proxied { source, .. } = header {
+                    self.source = Some(source);
+                }
+                self.events.push_back(ServerEvent::Proxied(header));
+                if !self.layered {
+                    self.handshake_until = None;
+                }
+                self.last_activity = now;
+                true
+            }
+            Ok(None) if peer_closed => {
+                let error = crate::proxy::ProxyError::Missing(buf.to_vec());
+                self.abort(CloseReason::Proxy { error });
+                false
+            }
+            Ok(None) => false,
+            Err(error) => {
+                self.abort(CloseReason::Proxy { error });
+                false
+            }
+        }
+    }
+
+    /// The client's address from the PROXY header, once it came.
+    pub fn source(&self) -> Option<SocketAddr> {
+        self.source
     }
 
     /// The handshake finished at `now`; `identity` is who the peer proved
@@ -526,6 +608,20 @@ impl ServerConnection {
         if self.phase != Phase::Conversing {
             return;
         }
+        if self.awaiting_proxy {
+            if self.input == Input::Closing {
+                // Closed locally (server shutdown) before the header came.
+                self.abort(CloseReason::LocalClose);
+                return;
+            }
+            let closed = self.input != Input::Open;
+            let mut recv = std::mem::take(&mut self.io.recv);
+            let done = self.take_proxy_header(&mut recv, closed, now);
+            self.io.recv = recv;
+            if !done {
+                return;
+            }
+        }
         loop {
             self.flush_acks(now);
             self.update_blocked();
@@ -608,6 +704,7 @@ impl ServerConnection {
                 id,
                 payload,
                 identity: self.identity.clone(),
+                source: self.source,
             }));
         }
     }

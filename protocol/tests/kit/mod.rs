@@ -269,6 +269,10 @@ impl Pair {
                 );
             }
             match &event {
+                ServerEvent::Proxied(_) => assert!(
+                    self.server_log.is_empty(),
+                    "a PROXY header event after other events"
+                ),
                 ServerEvent::Request(req) => {
                     assert!(
                         self.server_shutdown_at().is_none(),
@@ -390,6 +394,7 @@ impl Pair {
         self.server_log
             .iter()
             .map(|l| match &l.event {
+                ServerEvent::Proxied(_) => Seen::Proxied,
                 ServerEvent::Request(r) => Seen::Request(r.handle.index()),
                 ServerEvent::ShutdownWrite => Seen::ShutdownWrite,
                 ServerEvent::Closed(reason) => Seen::Closed(reason.clone()),
@@ -407,6 +412,7 @@ impl Default for Pair {
 /// A server event in short, for comparing whole sequences.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
+    Proxied,
     Request(u64),
     ShutdownWrite,
     Closed(CloseReason),

@@ -34,6 +34,7 @@ use protocol::{AckResult, Request, ServerConfig};
 pub use support::tls::OverTls;
 
 pub mod process;
+pub mod proxy_cli;
 pub mod scenarios;
 pub mod support;
 pub mod tls_cli;

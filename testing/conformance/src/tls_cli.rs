@@ -19,7 +19,7 @@ use protocol::{AckResult, MessageId, RequestKind};
 
 use crate::support::{ack_frame, request_frame};
 
-const WITHIN: Duration = Duration::from_secs(10);
+pub(crate) const WITHIN: Duration = Duration::from_secs(10);
 
 /// An adapter's binary: its path and the environment it runs with.
 #[derive(Debug, Clone, Copy)]
@@ -30,15 +30,16 @@ pub struct Binary<'a> {
     pub env: &'a [(&'a str, &'a str)],
 }
 
-/// A running `serve` over TLS on a free loopback port.
-struct Serve {
+/// A running `serve` (over TLS with [`start`](Self::start)) on a free
+/// loopback port.
+pub(crate) struct Serve {
     child: Tracked,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Serve {
     /// `serve` over TLS with the test server certificate, plus `extra`.
-    fn start(bin: Binary<'_>, pki: &TestPki, extra: &[&str]) -> Self {
+    pub(crate) fn start(bin: Binary<'_>, pki: &TestPki, extra: &[&str]) -> Self {
         Self::start_with(bin, &pki.server_cert(), &pki.server_key(), extra)
     }
 
@@ -58,7 +59,7 @@ impl Serve {
     }
 
     /// `serve ARGS` on TCP, waited for until it listens.
-    fn spawn(bin: Binary<'_>, args: &[&str]) -> Self {
+    pub(crate) fn spawn(bin: Binary<'_>, args: &[&str]) -> Self {
         let mut cmd = Command::new(bin.path);
         cmd.envs(bin.env.iter().copied()).arg("serve").args(args);
         let (child, line) = Spawn::server(format!("{} serve {args:?}", bin.path))
@@ -73,7 +74,7 @@ impl Serve {
     }
 
     /// Waits until its log has `needle`.
-    fn expect_log(&mut self, needle: &str) {
+    pub(crate) fn expect_log(&mut self, needle: &str) {
         if let Err(e) = self.child.wait_for_line(needle, WITHIN) {
             panic!("the server never logged {needle:?}: {e}");
         }

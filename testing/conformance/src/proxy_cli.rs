@@ -1,0 +1,137 @@
+//! `serve --proxy-protocol` through an adapter's binary, the same for
+//! every adapter: the PROXY header a load balancer writes first (v1 and
+//! v2, plain and under TLS), its client address in the server's log, and
+//! a connection without one closed while others are served.
+//!
+//! An adapter's test file runs them all with [`proxy_binary_suite!`](crate::proxy_binary_suite).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use harness::pki::{SERVER_NAME, TestPki};
+use protocol::{AckResult, MessageId, PROXY_V2_SIGNATURE, RequestKind};
+use rustls::pki_types::ServerName;
+
+use crate::support::{ack_frame, request_frame};
+use crate::tls_cli::{Binary, Serve, WITHIN};
+
+/// What HAProxy's `send-proxy` writes for a client at 203.0.113.7:56324.
+const V1: &[u8] = b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 8888\r\n";
+/// What `send-proxy-v2` writes for a client at [2001:db8::7]:40000.
+fn v2() -> Vec<u8> {
+    let mut h = PROXY_V2_SIGNATURE.to_vec();
+    h.extend([0x21, 0x21, 0, 36]);
+    h.extend([0x20, 0x01, 0x0d, 0xb8]);
+    h.extend([0; 11]);
+    h.push(7);
+    h.extend([0; 15]);
+    h.push(1);
+    h.extend(40000u16.to_be_bytes());
+    h.extend(8888u16.to_be_bytes());
+    h
+}
+
+/// Sends `prefix`, then one Submit, over `stream`; returns what came back
+/// until the end or an ack's worth.
+fn submit_after(stream: &mut impl ReadWrite, prefix: &[u8], counter: u32) -> Vec<u8> {
+    let id = MessageId::from_counter(counter);
+    let frame = request_frame(RequestKind::Submit, &id, b"proxied");
+    stream
+        .write_all(&[prefix, &frame].concat())
+        .and_then(|()| stream.flush())
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    let mut got = vec![0u8; protocol::ACK_FRAME_LEN];
+    let mut n = 0;
+    while n < got.len() {
+        match stream.read(&mut got[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    got.truncate(n);
+    got
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn connect(serve: &Serve) -> TcpStream {
+    let s = TcpStream::connect(serve.addr).unwrap_or_else(|e| panic!("connect: {e}"));
+    s.set_read_timeout(Some(WITHIN))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s
+}
+
+fn ack(counter: u32) -> Vec<u8> {
+    ack_frame(
+        RequestKind::Submit,
+        &MessageId::from_counter(counter),
+        AckResult::OK,
+    )
+    .to_vec()
+}
+
+/// v1 and v2 headers are taken off and their client is the one logged; a
+/// connection without a header is closed with a logged reason and no
+/// answer, and the next proxied client is still served.
+pub fn proxy_protocol_logs_the_real_client_and_closes_a_connection_without_a_header(
+    bin: Binary<'_>,
+) {
+    let mut serve = Serve::spawn(bin, &["--addr", "127.0.0.1:0", "--proxy-protocol"]);
+    let got = submit_after(&mut connect(&serve), V1, 1);
+    assert_eq!(got, ack(1), "{}: after a v1 header", bin.path);
+    serve.expect_log("203.0.113.7:56324 (via 127.0.0.1:");
+    let got = submit_after(&mut connect(&serve), &v2(), 2);
+    assert_eq!(got, ack(2), "{}: after a v2 header", bin.path);
+    serve.expect_log("[2001:db8::7]:40000 (via 127.0.0.1:");
+    let got = submit_after(&mut connect(&serve), b"", 3);
+    assert!(
+        got.is_empty(),
+        "{}: a connection without a PROXY header got {got:?}",
+        bin.path
+    );
+    serve.expect_log("no PROXY protocol header");
+    let got = submit_after(&mut connect(&serve), V1, 4);
+    assert_eq!(got, ack(4), "{}: served after the refusal", bin.path);
+}
+
+/// Under TLS the header comes first, before the ClientHello (as a load
+/// balancer in TCP mode sends it), and its client is the one logged.
+pub fn proxy_protocol_comes_before_tls(bin: Binary<'_>) {
+    let pki = TestPki::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut serve = Serve::start(bin, &pki, &["--proxy-protocol"]);
+    let mut tcp = connect(&serve);
+    tcp.write_all(V1).unwrap_or_else(|e| panic!("write: {e}"));
+    let tls = adapter_common::ClientTls::from_pem_files(&pki.ca(), SERVER_NAME, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = ServerName::try_from(SERVER_NAME).unwrap_or_else(|e| panic!("{e}"));
+    let conn = rustls::ClientConnection::new(Arc::clone(tls.config()), name)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    let got = submit_after(&mut stream, b"", 1);
+    assert_eq!(got, ack(1), "{}: over TLS after a v1 header", bin.path);
+    drop(stream);
+    serve.expect_log("203.0.113.7:56324 (via 127.0.0.1:");
+}
+
+/// Expands to one `#[test]` per PROXY protocol scenario, run against the
+/// binary `$bin` with the environment `$env`.
+#[macro_export]
+macro_rules! proxy_binary_suite {
+    ($bin:expr, $env:expr) => {
+        $crate::proxy_binary_suite!(@tests $bin, $env;
+            proxy_protocol_logs_the_real_client_and_closes_a_connection_without_a_header,
+            proxy_protocol_comes_before_tls,
+        );
+    };
+    (@tests $bin:expr, $env:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let _turn = $crate::process::shared_turn();
+                $crate::proxy_cli::$name($crate::tls_cli::Binary { path: $bin, env: $env });
+            }
+        )*
+    };
+}
