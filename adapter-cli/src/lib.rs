@@ -119,6 +119,11 @@ pub struct ServeArgs {
     /// claim any address.
     #[arg(long)]
     pub proxy_protocol: bool,
+    /// SO_REUSEPORT: several server processes listen on the same --addr
+    /// and the kernel spreads new connections over them (start a new one,
+    /// then stop the old one with SIGTERM). TCP only.
+    #[arg(long, conflicts_with = "unix")]
+    pub reuse_port: bool,
     /// Log level: error, warn, info (a line per connection), debug (a line
     /// per request), trace; or a tracing filter such as `adapter_tokio=debug`.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
@@ -149,7 +154,10 @@ impl ServeArgs {
         exit_if_invalid(config.validate());
         ServerOptions {
             config,
-            socket: SocketOptions::default(),
+            socket: SocketOptions {
+                reuse_port: self.reuse_port,
+                ..SocketOptions::default()
+            },
             tls: self.server_tls(),
         }
     }

@@ -61,6 +61,11 @@ pub struct SocketOptions {
     /// (and turns receive-buffer autotuning off). Default `None`: the
     /// kernel's autotuning, up to `net.ipv4.tcp_rmem`'s maximum.
     pub recv_buffer: Option<usize>,
+    /// SO_REUSEPORT on the TCP listener: several server processes bind
+    /// the same port and the kernel spreads new connections over them
+    /// (scale-out over processes; a new process started before the old
+    /// one stops). Default false. Unix-like systems only.
+    pub reuse_port: bool,
 }
 
 impl Default for SocketOptions {
@@ -71,6 +76,7 @@ impl Default for SocketOptions {
             nodelay: true,
             keepalive: Some(Duration::from_secs(300)),
             recv_buffer: None,
+            reuse_port: false,
         }
     }
 }
@@ -252,6 +258,9 @@ pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<StdListener
             if opts.reuse_addr {
                 socket.set_reuse_address(true)?;
             }
+            if opts.reuse_port {
+                set_reuse_port(&socket)?;
+            }
             if addr.is_ipv6() {
                 socket.set_only_v6(true)?;
             }
@@ -270,6 +279,19 @@ pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<StdListener
             Ok(Net::Unix(socket.into()))
         }
     }
+}
+
+#[cfg(unix)]
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(unix))]
+fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not available on this system",
+    ))
 }
 
 fn remove_stale_unix_socket(path: &Path) -> io::Result<()> {

@@ -1,7 +1,9 @@
-//! `serve --proxy-protocol` through an adapter's binary, the same for
-//! every adapter: the PROXY header a load balancer writes first (v1 and
-//! v2, plain and under TLS), its client address in the server's log, and
-//! a connection without one closed while others are served.
+//! Behind a load balancer, through an adapter's binary, the same for
+//! every adapter: `serve --proxy-protocol` (the PROXY header a load
+//! balancer writes first, v1 and v2, plain and under TLS; its client
+//! address in the server's log; a connection without one closed while
+//! others are served), and `serve --reuse-port` (several processes on one
+//! port).
 //!
 //! An adapter's test file runs them all with [`proxy_binary_suite!`](crate::proxy_binary_suite).
 
@@ -115,7 +117,48 @@ pub fn proxy_protocol_comes_before_tls(bin: Binary<'_>) {
     serve.expect_log("203.0.113.7:56324 (via 127.0.0.1:");
 }
 
-/// Expands to one `#[test]` per PROXY protocol scenario, run against the
+/// Two servers started with `--reuse-port` on one port both listen and
+/// both serve; once the first is stopped the second serves every new
+/// connection; a server without the flag cannot bind that port.
+pub fn reuse_port_lets_two_servers_share_a_port(bin: Binary<'_>) {
+    let addr = harness::free_tcp_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+    let args = ["--addr", addr.as_str(), "--reuse-port"];
+    let mut first = Serve::spawn(bin, &args);
+    let mut second = Serve::spawn(bin, &args);
+    for n in 1..=40 {
+        let got = submit_after(&mut connect(&first), b"", n);
+        assert_eq!(got, ack(n), "{}: connection {n} with two servers", bin.path);
+    }
+    // 40 connections from 40 source ports: each server took some.
+    first.expect_log("closed");
+    second.expect_log("closed");
+    let mut cmd = std::process::Command::new(bin.path);
+    cmd.envs(bin.env.iter().copied())
+        .args(["serve", "--addr", addr.as_str()]);
+    let third =
+        harness::run(cmd, "serve without --reuse-port", WITHIN).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !third.status.success() && third.stderr.contains("in use"),
+        "{}: a server without --reuse-port on a shared port: {:?} {}",
+        bin.path,
+        third.status,
+        third.stderr
+    );
+    drop(first);
+    for n in 41..=60 {
+        let got = submit_after(&mut connect(&second), b"", n);
+        assert_eq!(
+            got,
+            ack(n),
+            "{}: connection {n} after the first stopped",
+            bin.path
+        );
+    }
+}
+
+/// Expands to one `#[test]` per scenario of this module (PROXY protocol, reuse-port), run against the
 /// binary `$bin` with the environment `$env`.
 #[macro_export]
 macro_rules! proxy_binary_suite {
@@ -123,6 +166,7 @@ macro_rules! proxy_binary_suite {
         $crate::proxy_binary_suite!(@tests $bin, $env;
             proxy_protocol_logs_the_real_client_and_closes_a_connection_without_a_header,
             proxy_protocol_comes_before_tls,
+            reuse_port_lets_two_servers_share_a_port,
         );
     };
     (@tests $bin:expr, $env:expr; $($name:ident),* $(,)?) => {
