@@ -158,6 +158,73 @@ pub fn reuse_port_lets_two_servers_share_a_port(bin: Binary<'_>) {
     }
 }
 
+/// A real HAProxy (Debian's `haproxy`, which `.ci/run` installs when it
+/// is missing; without it the scenario says it is skipped, and fails
+/// under `CI`) in TCP mode with `send-proxy-v2` and PROXY health checks in
+/// front of `serve --proxy-protocol`: a seed-style client through it gets
+/// every ack, and the server logs that client's own address and port,
+/// not HAProxy's.
+pub fn haproxy_send_proxy_v2_hands_the_server_the_real_client(bin: Binary<'_>) {
+    let found = std::process::Command::new("haproxy")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        // CI (`.ci/run` installs it) must run it; elsewhere the suite
+        // still runs, and says what it left out.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is not on PATH: .ci/run installs Debian's `haproxy` when it is missing \
+             (apt-get install haproxy)"
+        );
+        eprintln!(
+            "SKIPPED {}: haproxy is not installed (apt-get install haproxy, or run .ci/run)",
+            bin.path
+        );
+        return;
+    }
+    let mut serve = Serve::spawn(bin, &["--addr", "127.0.0.1:0", "--proxy-protocol"]);
+    let front = harness::free_tcp_addr().unwrap_or_else(|e| panic!("{e}"));
+    let dir = harness::TempDir::new("haproxy").unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "global\n    maxconn 200\n\
+             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    \
+             timeout server 30s\n\
+             frontend lenproto\n    bind {front}\n    default_backend servers\n\
+             backend servers\n    server s1 {} send-proxy-v2 check check-send-proxy inter 200ms\n",
+            serve.addr
+        ),
+    )
+    .unwrap_or_else(|e| panic!("writing {}: {e}", config.display()));
+    let mut cmd = std::process::Command::new("haproxy");
+    cmd.arg("-db").arg("-f").arg(&config);
+    let mut haproxy = harness::Spawn::new("haproxy")
+        .stdout(harness::Sink::Null)
+        .stderr(harness::Sink::Null)
+        .spawn(cmd)
+        .unwrap_or_else(|e| panic!("{e}"));
+    haproxy
+        .wait_accepting(&front, WITHIN)
+        .unwrap_or_else(|e| panic!("haproxy: {e}"));
+    // Its health checks (a LOCAL header each) reach the server too.
+    serve.expect_log("(via 127.0.0.1:");
+    for n in 1..=5 {
+        let mut client = TcpStream::connect(front).unwrap_or_else(|e| panic!("connect: {e}"));
+        client
+            .set_read_timeout(Some(WITHIN))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let me = client.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let got = submit_after(&mut client, b"", n);
+        assert_eq!(got, ack(n), "{}: through haproxy, request {n}", bin.path);
+        drop(client);
+        serve.expect_log(&format!("{me} (via 127.0.0.1:"));
+    }
+    haproxy.stop();
+}
+
 /// Expands to one `#[test]` per scenario of this module (PROXY protocol, reuse-port), run against the
 /// binary `$bin` with the environment `$env`.
 #[macro_export]
@@ -167,6 +234,7 @@ macro_rules! proxy_binary_suite {
             proxy_protocol_logs_the_real_client_and_closes_a_connection_without_a_header,
             proxy_protocol_comes_before_tls,
             reuse_port_lets_two_servers_share_a_port,
+            haproxy_send_proxy_v2_hands_the_server_the_real_client,
         );
     };
     (@tests $bin:expr, $env:expr; $($name:ident),* $(,)?) => {
