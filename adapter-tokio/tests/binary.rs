@@ -143,6 +143,56 @@ fn serve_with_require_conn_over_tcp_refuses_submits_without_conn_then_sigint_sto
 }
 
 #[test]
+fn bench_with_addr_twice_spreads_its_connections_over_both_servers() {
+    let addrs: Vec<String> = (0..2)
+        .map(|_| {
+            harness::free_tcp_addr()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .to_string()
+        })
+        .collect();
+    let mut servers: Vec<Tracked> = addrs.iter().map(|a| serve(&["--addr", a])).collect();
+    let out = run(
+        &[
+            "bench",
+            "--addr",
+            &addrs[0],
+            "--addr",
+            &addrs[1],
+            "--conns",
+            "4",
+            "--requests",
+            "400",
+            "--json",
+        ],
+        SHORT,
+    );
+    assert!(out.status.success(), "bench: {}{}", out.stdout, out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(report["ok"], 400, "{report}");
+    assert_eq!(
+        report["endpoint"],
+        format!("{}, {}", addrs[0], addrs[1]),
+        "{report}"
+    );
+    // Connections 0 and 2 to the first, 1 and 3 to the second: 200 each.
+    for (server, addr) in servers.iter_mut().zip(&addrs) {
+        let status = stop_with(server, harness::SIGTERM);
+        assert!(status.success(), "serve {addr} exited with {status}");
+        let log = server.log();
+        let totals = log
+            .iter()
+            .find(|l| l.contains("connections accepted="))
+            .unwrap_or_else(|| panic!("no totals line from {addr}"));
+        assert!(
+            totals.contains("accepted=2 ") && totals.contains("requests=200 acks=200"),
+            "{addr}: {totals}"
+        );
+    }
+}
+
+#[test]
 fn submit_without_a_server_exits_2_saying_why() {
     let addr = harness::free_tcp_addr().unwrap().to_string();
     let out = run(&["submit", "--addr", &addr, "x"], SHORT);

@@ -28,9 +28,17 @@ use protocol::{ClientConfig, ClientConnection, ClientEvent, MessageId, RequestKi
 /// `bench` flags.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub endpoint: EndpointArgs,
+    /// TCP address of the server; give it more than once to load several
+    /// servers at once: connection i goes to the (i mod N)-th address.
+    #[arg(
+        long = "addr",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:8888"
+    )]
+    pub addrs: Vec<std::net::SocketAddr>,
+    /// Use this Unix domain socket path instead of TCP.
+    #[arg(long, value_name = "PATH", conflicts_with = "addrs")]
+    pub unix: Option<std::path::PathBuf>,
     /// Connections, each driven by its own task.
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub conns: u32,
@@ -99,8 +107,8 @@ enum Plan {
 /// The outcome of a run.
 #[derive(Debug, Clone)]
 pub struct BenchReport {
-    /// Where it ran against.
-    pub endpoint: Endpoint,
+    /// Where it ran against (connection i: the (i mod N)-th).
+    pub endpoints: Vec<Endpoint>,
     /// Connections.
     pub conns: u32,
     /// Requests in flight per connection.
@@ -143,6 +151,12 @@ impl BenchReport {
         self.errors == 0 && self.connection_errors.is_empty()
     }
 
+    /// The endpoints, comma-separated.
+    fn endpoints_text(&self) -> String {
+        let all: Vec<String> = self.endpoints.iter().map(ToString::to_string).collect();
+        all.join(", ")
+    }
+
     fn percentile_us(&self, q: f64) -> f64 {
         self.latency.value_at_quantile(q) as f64 / 1000.0
     }
@@ -150,7 +164,7 @@ impl BenchReport {
     /// The report as one JSON object.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "endpoint": self.endpoint.to_string(),
+            "endpoint": self.endpoints_text(),
             "conns": self.conns,
             "pipeline": self.pipeline,
             "payload": self.payload,
@@ -183,7 +197,7 @@ impl fmt::Display for BenchReport {
             self.pipeline,
             self.payload,
             self.elapsed.as_secs_f64(),
-            self.endpoint
+            self.endpoints_text()
         )?;
         writeln!(
             f,
@@ -261,7 +275,11 @@ async fn connect(endpoint: &Endpoint, index: u32) -> Result<TokioSocket, BenchEr
 }
 
 pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
-    let endpoint = args.endpoint.endpoint();
+    let endpoints: Vec<Endpoint> = match &args.unix {
+        Some(path) => vec![Endpoint::Unix(path.clone())],
+        None => args.addrs.iter().copied().map(Endpoint::Tcp).collect(),
+    };
+    let at = |index: u32| &endpoints[index as usize % endpoints.len()];
     let config = ClientConfig {
         max_in_flight: ClientConfig::default()
             .max_in_flight
@@ -274,10 +292,19 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
             args.payload, config.max_frame_len
         )));
     }
-    let tls = args.tls.client_tls(&args.endpoint);
+    // The TLS server name defaults from the first address.
+    let first = EndpointArgs {
+        addr: args
+            .addrs
+            .first()
+            .copied()
+            .unwrap_or(([127, 0, 0, 1], 8888).into()),
+        unix: args.unix.clone(),
+    };
+    let tls = args.tls.client_tls(&first);
     let mut streams = Vec::with_capacity(args.conns as usize);
     for index in 0..args.conns {
-        streams.push(connect(&endpoint, index).await?);
+        streams.push(connect(at(index), index).await?);
     }
     let start = Instant::now();
     let measure_from = start + args.warmup;
@@ -302,8 +329,8 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
             tls: tls.clone(),
         };
         if args.churn {
-            let at = endpoint.clone();
-            tasks.push(tokio::spawn(job.churn(stream, at, index as u32)));
+            let to = at(index as u32).clone();
+            tasks.push(tokio::spawn(job.churn(stream, to, index as u32)));
         } else {
             tasks.push(tokio::spawn(job.drive(stream)));
         }
@@ -312,7 +339,7 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
         .is_terminal()
         .then(|| tokio::spawn(show_progress(Arc::clone(&progress), measure_from)));
     let mut report = BenchReport {
-        endpoint,
+        endpoints: endpoints.clone(),
         conns: args.conns,
         pipeline: args.pipeline,
         payload: args.payload,
