@@ -8,8 +8,10 @@
 //! `UNKNOWN`). Version 2 is binary: a 12-byte signature, a version and
 //! command byte, a family byte, a 16-bit length and that many bytes of
 //! addresses and TLVs (ignored here, but counted against the limit).
+//!
+//! Addresses are `core::net` values: plain data, no socket involved.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The 12 bytes every version 2 header starts with.
 pub const PROXY_V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
@@ -45,6 +47,12 @@ pub enum ProxyError {
     /// The first bytes start neither version's header.
     #[error("no PROXY protocol header (first bytes {0:02x?})")]
     Missing(Vec<u8>),
+    /// The peer closed the connection inside the header.
+    #[error("connection closed after {len} byte(s) of a PROXY header")]
+    Truncated {
+        /// The header bytes received.
+        len: usize,
+    },
     /// A version 1 line without its CRLF within 107 bytes.
     #[error("PROXY v1 line longer than {PROXY_V1_MAX_LEN} bytes")]
     V1TooLong,

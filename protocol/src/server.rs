@@ -1,7 +1,7 @@
 //! The server side of one connection.
 
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -252,7 +252,7 @@ impl ServerConnection {
                 true
             }
             Ok(None) if peer_closed => {
-                let error = crate::proxy::ProxyError::Missing(buf.to_vec());
+                let error = crate::proxy::ProxyError::Truncated { len: buf.len() };
                 self.abort(CloseReason::Proxy { error });
                 false
             }
