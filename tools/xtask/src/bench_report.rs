@@ -411,15 +411,31 @@ fn measure_adapter(
     duration: u64,
     seq: usize,
 ) -> Result<Sample> {
-    let running = servers::start(tools, server, p.transport, None, seq)?;
+    measure_adapter_with(tools, p, server, duration, seq, &[], &[])
+}
+
+/// One run of `server` at `p` on a fresh server (started with `serve`
+/// plus `serve_extra`, loaded by `bench` plus `bench_extra`): req/s,
+/// latency, and the server's CPU time per request.
+pub fn measure_adapter_with(
+    tools: &Tools,
+    p: Point,
+    server: Server,
+    duration: u64,
+    seq: usize,
+    serve_extra: &[String],
+    bench_extra: &[String],
+) -> Result<Sample> {
+    let running = servers::start_with(tools, server, p.transport, None, seq, serve_extra)?;
     let pid = running.proc.pid();
     let cpu0 = procfs::cpu_time_us(pid)?;
-    let b = servers::bench_adapter(tools, p, &running.endpoint, duration, seq).map_err(|e| {
-        format!(
-            "{e}; server log: {}",
-            servers::log_tail(running.log.as_path())
-        )
-    })?;
+    let b = servers::bench_adapter_with(tools, p, &running.endpoint, duration, seq, bench_extra)
+        .map_err(|e| {
+            format!(
+                "{e}; server log: {}",
+                servers::log_tail(running.log.as_path())
+            )
+        })?;
     let cpu1 = procfs::cpu_time_us(pid)?;
     running.stop();
     Ok(Sample {

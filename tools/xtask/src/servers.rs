@@ -262,19 +262,9 @@ pub fn bench_args(point: Point, endpoint: &Endpoint, duration_secs: u64) -> Vec<
     a
 }
 
-/// Runs `adapter-tokio bench --json` against `endpoint`; its stderr goes
-/// to a log file in the temp dir (quoted when it fails).
-pub fn bench_adapter(
-    tools: &Tools,
-    point: Point,
-    endpoint: &Endpoint,
-    duration_secs: u64,
-    seq: usize,
-) -> Result<BenchOutput> {
-    bench_adapter_with(tools, point, endpoint, duration_secs, seq, &[])
-}
-
-/// [`bench_adapter`], with `extra` bench arguments (TLS, `--churn`).
+/// Runs `adapter-tokio bench --json` against `endpoint`, with `extra`
+/// bench arguments (TLS, `--churn`); its stderr goes to a log file in the
+/// temp dir (quoted when it fails).
 pub fn bench_adapter_with(
     tools: &Tools,
     point: Point,

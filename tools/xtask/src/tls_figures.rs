@@ -26,7 +26,7 @@ use protocol_tls::ClientTls;
 use rustls::pki_types::ServerName;
 
 use crate::bench_report::{self, Progress};
-use crate::model::{Point, Server, Transport};
+use crate::model::{Point, Sample, Server, Transport};
 use crate::report::{fmt_duration, fmt_rps, fmt_us};
 use crate::servers::{self, Endpoint, Tools};
 use crate::{Result, TlsFiguresArgs, memory, procfs, stats};
@@ -57,14 +57,6 @@ const CHURN_TASKS: u32 = 8;
 const IDLE: usize = 1000;
 /// Connections opened (and used once) before the memory baseline.
 const WARM: usize = 10;
-
-/// One measurement: a rate (requests or connections per second) and the
-/// server's CPU time per unit of it.
-#[derive(Debug, Clone, Copy)]
-struct Rate {
-    per_sec: f64,
-    cpu_us: Option<f64>,
-}
 
 /// The TLS files and the arguments that use them.
 struct Certs {
@@ -144,8 +136,8 @@ pub fn run(args: &TlsFiguresArgs) -> Result<()> {
         fmt_duration(progress.planned_secs() as u64)
     );
     let mut seq = 0;
-    // [point][adapter][mode] -> one Rate per run.
-    let mut load: Vec<Vec<[Vec<Option<Rate>>; 2]>> =
+    // [point][adapter][mode] -> one Sample per run.
+    let mut load: Vec<Vec<[Vec<Option<Sample>>; 2]>> =
         vec![vec![[Vec::new(), Vec::new()]; adapters.len()]; POINTS.len()];
     for _ in 0..runs {
         for (pi, &(conns, pipeline)) in POINTS.iter().enumerate() {
@@ -166,7 +158,7 @@ pub fn run(args: &TlsFiguresArgs) -> Result<()> {
             }
         }
     }
-    let mut churn: Vec<[Option<Rate>; 2]> = vec![[None, None]; adapters.len()];
+    let mut churn: Vec<[Option<Sample>; 2]> = vec![[None, None]; adapters.len()];
     let churn_point = Point {
         transport: Transport::Tcp,
         payload: 32,
@@ -223,12 +215,12 @@ pub fn run(args: &TlsFiguresArgs) -> Result<()> {
 
 /// Prints a measurement's outcome on the progress line; the rate, or
 /// `None` when it failed.
-fn report(r: &Result<Rate>, unit: &str) -> Option<Rate> {
+fn report(r: &Result<Sample>, unit: &str) -> Option<Sample> {
     match r {
         Ok(rate) => {
-            let cpu = rate.cpu_us.map_or("?".into(), fmt_us);
-            eprintln!("{} {unit}, server CPU {cpu} each", fmt_rps(rate.per_sec));
-            Some(*rate)
+            let cpu = rate.cpu_us_per_req.map_or("?".into(), fmt_us);
+            eprintln!("{} {unit}, server CPU {cpu} each", fmt_rps(rate.rps));
+            Some(rate.clone())
         }
         Err(e) => {
             eprintln!("failed: {e}");
@@ -237,8 +229,9 @@ fn report(r: &Result<Rate>, unit: &str) -> Option<Rate> {
     }
 }
 
-/// One load run against a fresh server: the rate and the server's CPU
-/// time per request (with `--churn`, per connection: one Submit each).
+/// One load run against a fresh server (bench_report's, with the TLS
+/// flags of `mode` and `extra` bench flags): with `--churn` the rate is
+/// of connections, one Submit each.
 #[allow(clippy::too_many_arguments)]
 fn measure(
     tools: &Tools,
@@ -249,25 +242,15 @@ fn measure(
     duration: u64,
     extra: &[String],
     seq: usize,
-) -> Result<Rate> {
-    let serve = certs.serve_args(mode).to_vec();
-    let running = servers::start_with(tools, server, Transport::Tcp, None, seq, &serve)?;
-    let pid = running.proc.pid();
-    let cpu0 = procfs::cpu_time_us(pid)?;
+) -> Result<Sample> {
     let bench: Vec<String> = certs
         .bench_args(mode)
         .iter()
         .chain(extra)
         .cloned()
         .collect();
-    let out = servers::bench_adapter_with(tools, point, &running.endpoint, duration, seq, &bench)
-        .map_err(|e| format!("{e}; server log: {}", servers::log_tail(&running.log)))?;
-    let cpu1 = procfs::cpu_time_us(pid)?;
-    running.stop();
-    Ok(Rate {
-        per_sec: out.rps,
-        cpu_us: (out.requests > 0).then(|| (cpu1 - cpu0) / out.requests as f64),
-    })
+    let serve = certs.serve_args(mode);
+    bench_report::measure_adapter_with(tools, point, server, duration, seq, serve, &bench)
 }
 
 /// Resident memory the server adds per idle connection: RSS after
@@ -353,8 +336,8 @@ impl Idle {
 fn render(
     runs: usize,
     duration: u64,
-    load: &[Vec<[Vec<Option<Rate>>; 2]>],
-    churn: &[[Option<Rate>; 2]],
+    load: &[Vec<[Vec<Option<Sample>>; 2]>],
+    churn: &[[Option<Sample>; 2]],
     idle: &[[Option<f64>; 2]],
 ) -> String {
     let mut out = String::new();
@@ -372,13 +355,20 @@ fn render(
     for (pi, &(conns, pipeline)) in POINTS.iter().enumerate() {
         for (ai, server) in adapters.iter().enumerate() {
             let [plain, tls] = &load[pi][ai];
-            let rps =
-                |v: &[Option<Rate>]| v.iter().map(|r| r.map(|r| r.per_sec)).collect::<Vec<_>>();
-            let cpu = |v: &[Option<Rate>]| {
-                let c: Vec<f64> = v.iter().flatten().filter_map(|r| r.cpu_us).collect();
+            let rps = |v: &[Option<Sample>]| {
+                v.iter()
+                    .map(|r| r.as_ref().map(|r| r.rps))
+                    .collect::<Vec<_>>()
+            };
+            let cpu = |v: &[Option<Sample>]| {
+                let c: Vec<f64> = v
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| r.cpu_us_per_req)
+                    .collect();
                 stats::median(&c)
             };
-            let median = |v: &[Option<Rate>]| {
+            let median = |v: &[Option<Sample>]| {
                 stats::median(&rps(v).into_iter().flatten().collect::<Vec<_>>())
             };
             out += &format!(
@@ -399,13 +389,13 @@ fn render(
     out += "| adapter | plain conn/s | TLS conn/s | plain CPU/conn | TLS CPU/conn |\n";
     out += "|---|---:|---:|---:|---:|\n";
     for (ai, server) in adapters.iter().enumerate() {
-        let [plain, tls] = churn[ai];
+        let [plain, tls] = &churn[ai];
         out += &format!(
             "| {server} | {} | {} | {} | {} |\n",
-            cell(plain.map(|r| r.per_sec), &fmt_rps),
-            cell(tls.map(|r| r.per_sec), &fmt_rps),
-            cell(plain.and_then(|r| r.cpu_us), &fmt_us),
-            cell(tls.and_then(|r| r.cpu_us), &fmt_us),
+            cell(plain.as_ref().map(|r| r.rps), &fmt_rps),
+            cell(tls.as_ref().map(|r| r.rps), &fmt_rps),
+            cell(plain.as_ref().and_then(|r| r.cpu_us_per_req), &fmt_us),
+            cell(tls.as_ref().and_then(|r| r.cpu_us_per_req), &fmt_us),
         );
     }
     out += &format!(
