@@ -452,7 +452,7 @@ fn a_proxy_header_before_the_client_hello_names_the_client_of_every_request() {
     let want: std::net::SocketAddr = "[2001:db8::7]:40000"
         .parse()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(pair.requests[0].source, Some(want));
+    assert_eq!(pair.requests[0].source.as_deref(), Some(&want));
     assert_eq!(pair.server.source(), Some(want));
 }
 

@@ -2,6 +2,7 @@
 
 use core::net::SocketAddr;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -59,8 +60,10 @@ pub struct Request {
     /// The client's address from the connection's PROXY protocol header
     /// ([`ServerConfig::proxy_protocol`]), when it carried one: the real
     /// client behind the load balancer. `None` without the header (the
-    /// socket's peer is then the client, and the driver knows it).
-    pub source: Option<SocketAddr>,
+    /// socket's peer is then the client, and the driver knows it). Shared
+    /// by every request of the connection (an `Arc`: the request stays
+    /// small, and it is moved through the event queue on the hot path).
+    pub source: Option<Arc<SocketAddr>>,
 }
 
 /// A peer's proven identity, as the handshake layer names it (for a TLS
@@ -166,7 +169,7 @@ pub struct ServerConnection {
     /// A handshake layer runs over this connection (`expect_handshake`):
     /// the PROXY header's end does not end the handshake's timer.
     layered: bool,
-    source: Option<SocketAddr>,
+    source: Option<Arc<SocketAddr>>,
 }
 
 impl ServerConnection {
@@ -242,7 +245,7 @@ impl ServerConnection {
                 let _ = buf.split_to(n);
                 self.awaiting_proxy = false;
                 if let ProxyHeader::Proxied { source, .. } = header {
-                    self.source = Some(source);
+                    self.source = Some(Arc::new(source));
                 }
                 self.events.push_back(ServerEvent::Proxied(header));
                 if !self.layered {
@@ -266,7 +269,7 @@ impl ServerConnection {
 
     /// The client's address from the PROXY header, once it came.
     pub fn source(&self) -> Option<SocketAddr> {
-        self.source
+        self.source.as_deref().copied()
     }
 
     /// The handshake finished at `now`; `identity` is who the peer proved
@@ -704,7 +707,7 @@ impl ServerConnection {
                 id,
                 payload,
                 identity: self.identity.clone(),
-                source: self.source,
+                source: self.source.clone(),
             }));
         }
     }
