@@ -9,6 +9,7 @@ use std::future::Future as _;
 use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ use adapter_common::{
     Client, ClientError, Endpoint, Served, ServerOptions, ShutdownHandle, SocketOptions,
 };
 use protocol_tls::{ClientTls, ServerTls};
+
+mod metrics;
+pub use metrics::MetricsEndpoint;
 
 /// `--addr` / `--unix`: where to listen or connect.
 #[derive(Debug, Clone, Args)]
@@ -124,6 +128,12 @@ pub struct ServeArgs {
     /// then stop the old one with SIGTERM). TCP only.
     #[arg(long, conflicts_with = "unix")]
     pub reuse_port: bool,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (connections,
+    /// requests by kind, acks by result, closes by reason, bytes, handler
+    /// latency, in flight). Counters of open connections are at most
+    /// 100 ms old.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
     /// Log level: error, warn, info (a line per connection), debug (a line
     /// per request), trace; or a tracing filter such as `adapter_tokio=debug`.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
@@ -346,10 +356,26 @@ pub fn serve_main<S: Served>(
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("listening on {}", server.local_endpoint());
     let totals = server.totals();
+    let metrics = match args.metrics_addr.as_deref() {
+        None => None,
+        Some(addr) => match MetricsEndpoint::start(addr, Arc::clone(&totals)) {
+            Ok(m) => {
+                tracing::info!("metrics on http://{}/metrics", m.local_addr());
+                Some(m)
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    tracing::info!("listening on {}", server.local_endpoint());
     let result = run(server);
     signals.close();
+    if let Some(m) = metrics {
+        m.stop();
+    }
     tracing::info!("{totals}");
     match result {
         Ok(()) => ExitCode::SUCCESS,

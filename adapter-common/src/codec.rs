@@ -91,6 +91,7 @@ impl FrameCodec {
 /// One ecosystem's `Decoder` for [`FrameCodec`]: its `decode_*` methods.
 /// (Named apart from the traits' methods, so a caller with a trait in
 /// scope gets the trait's.)
+#[cfg(any(feature = "tokio-codec", feature = "futures-codec"))]
 macro_rules! decoder {
     ($decoder:path) => {
         impl $decoder for FrameCodec {

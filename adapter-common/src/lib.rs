@@ -17,6 +17,8 @@ pub mod client;
 mod client_error;
 pub mod codec;
 pub mod handler;
+#[cfg(feature = "prometheus")]
+pub mod metrics;
 mod net;
 pub mod runtime;
 pub mod server;
@@ -36,4 +38,7 @@ pub use runtime::{Runtime, Socket, Timer};
 pub use server::{Server, ServerOptions};
 pub use session::{ClientSession, ServerSession};
 pub use supervisor::{Admission, Control, Served, ShutdownHandle, Signal, Supervisor, block_on};
-pub use totals::{RateLimiter, ServerTotals, conn_closed_line};
+pub use totals::{
+    FOLD_EVERY, LATENCY_BOUNDS, MAX_CLIENTS, Meter, RateLimiter, ServerTotals, conn_closed_line,
+    earliest,
+};

@@ -24,6 +24,7 @@ use crate::runtime::{
 };
 use crate::session::ServerSession;
 use crate::supervisor::{Served, Signal, Supervisor};
+use crate::totals::{Meter, earliest};
 
 /// How a server runs: the core's limits (per connection and server-wide)
 /// and the socket options. Every field has a default.
@@ -127,19 +128,22 @@ impl<R: Runtime, H: Handler> Server<R, H> {
                     };
                     let now = Instant::now();
                     let conn = ServerConnection::new(options.config.clone(), now);
-                    let (handler, finish) =
-                        (Arc::clone(&handler), move |(stats, reason, source)| {
-                            admission.finish(&stats, &reason, source)
-                        });
+                    let meter = admission.meter();
+                    let (handler, finish) = (
+                        Arc::clone(&handler),
+                        move |(stats, reason, source, meter)| {
+                            admission.finish(&stats, &reason, source, meter)
+                        },
+                    );
                     // `map`, not an async block awaiting the task: that holds
                     // the connection's state twice (its resident memory).
                     match &options.tls {
-                        None => {
-                            rt.spawn(serve(rt.clone(), socket, conn, handler, signal).map(finish))
-                        }
+                        None => rt.spawn(
+                            serve(rt.clone(), socket, conn, handler, signal, meter).map(finish),
+                        ),
                         Some(tls) => match tls.accept(conn, now) {
                             Ok(conn) => rt.spawn(
-                                serve(rt.clone(), socket, conn, handler, signal).map(finish),
+                                serve(rt.clone(), socket, conn, handler, signal, meter).map(finish),
                             ),
                             Err(e) => tracing::warn!("TLS session not started: {e}"),
                         },
@@ -174,8 +178,9 @@ impl<R: Runtime, H: Handler> Server<R, H> {
 /// on this task with the others still coming; send the lingering close's
 /// FIN; stop at the end); write what is pending; read while the core wants
 /// input (yielding after a budget, so a flooding peer starves no one);
-/// arm the one timer. Returns the connection's counters, why it ended and
-/// the client's address from its PROXY header (if any).
+/// arm the one timer (the core's, or the meter's next fold). Returns the
+/// connection's counters, why it ended, the client's address from its
+/// PROXY header (if any) and the meter.
 ///
 /// An `async` block, not an `async fn`: an `async fn` keeps its arguments
 /// (the core among them) twice in its state.
@@ -186,7 +191,15 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
     mut conn: S,
     handler: Arc<H>,
     shutdown: Arc<Signal>,
-) -> impl Future<Output = (protocol::ConnectionStats, CloseReason, Option<SocketAddr>)> {
+    mut meter: Meter,
+) -> impl Future<
+    Output = (
+        protocol::ConnectionStats,
+        CloseReason,
+        Option<SocketAddr>,
+        Meter,
+    ),
+> {
     async move {
         let mut timer = Deadline::default();
         let mut closing = false;
@@ -205,16 +218,22 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
             }
             loop {
                 let now = Instant::now();
+                // Answers given at once are timed together: one clock read
+                // per batch, each counted with the batch's time.
+                let mut at_once = 0;
                 while let Some(event) = conn.poll_event() {
                     match event {
                         ServerEvent::Request(req) => {
                             tracing::debug!(kind = ?req.kind, id = %req.id, len = req.payload.len(), "request");
                             let handle = req.handle;
                             match handler.handle(req) {
-                                Reply::Now(result) => respond(&mut conn, handle, result, now),
+                                Reply::Now(result) => {
+                                    at_once += 1;
+                                    respond(&mut conn, handle, result, now);
+                                }
                                 Reply::Later(fut) => later
                                     .get_or_insert_with(FuturesUnordered::new)
-                                    .push(async move { (handle, fut.await) }),
+                                    .push(async move { (handle, now, fut.await) }),
                             }
                         }
                         ServerEvent::ShutdownWrite => socket.shutdown_write(),
@@ -228,9 +247,15 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
                         }
                     }
                 }
+                if at_once > 0 && meter.is_on() {
+                    meter.answered(at_once, now.elapsed());
+                }
+                meter.tick(|| conn.stats(), now);
                 if let Some(pending) = later.as_mut() {
                     let mut answered = false;
-                    while let Poll::Ready(Some((handle, result))) = pending.poll_next_unpin(cx) {
+                    while let Poll::Ready(Some((handle, asked, result))) = pending.poll_next_unpin(cx)
+                    {
+                        meter.answered(1, now.saturating_duration_since(asked));
                         respond(&mut conn, handle, result, now);
                         answered = true;
                     }
@@ -259,7 +284,7 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
                 if conn.wants_input() {
                     if reads >= READ_BUDGET || read_bytes >= READ_BYTES_BUDGET {
                         // Input never ran out this turn: the timer still counts.
-                        if timer.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
+                        if timer.poll(cx, &rt, due(&conn, &meter), now).is_ready() {
                             conn.handle_timeout(now);
                             continue;
                         }
@@ -274,7 +299,7 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
                         }
                         Poll::Ready(Err(e)) => conn.handle_io_error(e.kind()),
                         Poll::Pending => {
-                            if timer.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
+                            if timer.poll(cx, &rt, due(&conn, &meter), now).is_ready() {
                                 conn.handle_timeout(now);
                                 continue;
                             }
@@ -283,7 +308,7 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
                     }
                     continue;
                 }
-                if timer.poll(cx, &rt, conn.poll_timeout(), now).is_ready() {
+                if timer.poll(cx, &rt, due(&conn, &meter), now).is_ready() {
                     conn.handle_timeout(now);
                     continue;
                 }
@@ -291,8 +316,13 @@ pub fn serve<R: Runtime, H: Handler, S: ServerSession>(
             }
         })
         .await;
-        (conn.stats(), reason, conn.source())
+        (conn.stats(), reason, conn.source(), meter)
     }
+}
+
+/// The driver's one timer: the core's next timeout or the meter's next fold.
+fn due(conn: &impl ServerSession, meter: &Meter) -> Option<Instant> {
+    earliest(conn.poll_timeout(), meter.next_fold(|| conn.stats()))
 }
 
 fn respond(conn: &mut impl ServerSession, handle: RequestHandle, result: AckResult, now: Instant) {

@@ -18,7 +18,7 @@ use futures_util::task::AtomicWaker;
 use protocol::{CloseReason, ConnectionStats, ServerConfig};
 
 use crate::net::{AcceptBackoff, Endpoint, is_transient_accept_error};
-use crate::totals::{RateLimiter, ServerTotals, conn_closed_line};
+use crate::totals::{Meter, RateLimiter, ServerTotals, conn_closed_line};
 
 /// After the shutdown deadline, how long the supervisor still waits for
 /// connections to notice before it cuts them and gives up.
@@ -338,17 +338,30 @@ impl<C: Control> Admission<C> {
         self.supervisor.deadline()
     }
 
-    /// Counts the connection's end and logs its line (peer, duration,
-    /// counters, reason). `source`: the client behind the proxy, from the
-    /// connection's PROXY header; the line then names it first.
+    /// The connection's [`Meter`], for its driver (on when the server's
+    /// totals are live); hand it back to [`finish`](Self::finish).
+    pub fn meter(&self) -> Meter {
+        Meter::new(&self.supervisor.totals, self.started)
+    }
+
+    /// Counts the connection's end (what `meter` has not folded in yet)
+    /// and logs its line (peer, duration, counters, reason). `source`: the
+    /// client behind the proxy, from the connection's PROXY header; the
+    /// line then names it first.
     pub fn finish(
         mut self,
         stats: &ConnectionStats,
         reason: &CloseReason,
         source: Option<SocketAddr>,
+        mut meter: Meter,
     ) {
         self.counted = true;
-        self.supervisor.totals.connection_closed(stats, reason);
+        let client = source
+            .or_else(|| self.peer.parse::<SocketAddr>().ok())
+            .map(|a| a.ip());
+        self.supervisor
+            .totals
+            .connection_closed_metered(stats, reason, client, &mut meter);
         let peer = match source {
             Some(source) => format!("{source} (via {})", self.peer),
             None => std::mem::take(&mut self.peer),

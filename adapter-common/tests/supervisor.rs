@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use adapter_common::{Control, Endpoint, Supervisor, block_on};
+use adapter_common::{Control, Endpoint, Meter, Supervisor, block_on};
 use protocol::{CloseReason, ConnectionStats, ServerConfig};
 
 /// Records what the supervisor told a connection.
@@ -48,7 +48,12 @@ fn admits_up_to_max_connections_and_refuses_the_next_until_a_slot_frees() {
         "third refused"
     );
     assert_eq!(sup.open(), 2);
-    a.finish(&ConnectionStats::default(), &CloseReason::PeerClosed, None);
+    a.finish(
+        &ConnectionStats::default(),
+        &CloseReason::PeerClosed,
+        None,
+        Meter::off(),
+    );
     assert_eq!(sup.open(), 1);
     let _c = sup
         .admit("c".into(), Seen::default())
@@ -86,7 +91,12 @@ fn drain_returns_once_the_last_connection_ended() {
     let a = sup.admit("a".into(), Seen::default()).unwrap();
     let ender = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
-        a.finish(&ConnectionStats::default(), &CloseReason::LocalClose, None);
+        a.finish(
+            &ConnectionStats::default(),
+            &CloseReason::LocalClose,
+            None,
+            Meter::off(),
+        );
     });
     let started = Instant::now();
     block_on(sup.drain(nap));

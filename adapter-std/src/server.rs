@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use adapter_common::server::validate;
 use adapter_common::{
-    AcceptBackoff, Admission, Control, Endpoint, Handler, Net, Reply, Served, ServerOptions,
+    AcceptBackoff, Admission, Control, Endpoint, Handler, Meter, Net, Reply, Served, ServerOptions,
     ServerSession, Signal, StdListener, StdStream, Supervisor, bind, block_on, configure_tcp,
-    is_timeout, remove_unix_socket,
+    earliest, is_timeout, remove_unix_socket,
 };
 use protocol::{CloseReason, ServerConnection, ServerEvent};
 use tracing::{debug, warn};
@@ -225,14 +225,15 @@ struct Connection<H> {
 impl<H: Handler> Connection<H> {
     /// Serves the connection, then reports its end.
     fn run<S: ServerSession>(self, mut session: S) {
-        let reason = self.serve(&mut session);
+        let mut meter = self.admission.meter();
+        let reason = self.serve(&mut session, &mut meter);
         self.admission
-            .finish(&session.stats(), &reason, session.source());
+            .finish(&session.stats(), &reason, session.source(), meter);
     }
 
     /// The run loop of the `protocol` crate docs, plus the std specifics:
     /// the shutdown check, the cached socket timeouts, the FIN.
-    fn serve<S: ServerSession>(&self, conn: &mut S) -> CloseReason {
+    fn serve<S: ServerSession>(&self, conn: &mut S, meter: &mut Meter) -> CloseReason {
         let stream = &*self.stream;
         let mut buf = [0u8; READ_CHUNK];
         let (mut read_timeout, mut write_timeout) = <(SocketTimeout, SocketTimeout)>::default();
@@ -245,12 +246,17 @@ impl<H: Handler> Connection<H> {
                     ServerEvent::Request(req) => {
                         debug!(kind = ?req.kind, id = %req.id, len = req.payload.len(), "request");
                         let handle = req.handle;
+                        let asked = meter.is_on().then(Instant::now);
                         let result = match self.handler.handle(req) {
                             Reply::Now(result) => result,
                             Reply::Later(answer) => block_on(answer),
                         };
+                        let now = Instant::now();
+                        if let Some(asked) = asked {
+                            meter.answered(1, now - asked);
+                        }
                         // The handle is this connection's, answered once: it cannot fail.
-                        conn.respond(handle, result, Instant::now()).ok();
+                        conn.respond(handle, result, now).ok();
                     }
                     ServerEvent::Proxied(header) => debug!(?header, "PROXY header"),
                     ServerEvent::ShutdownWrite => {
@@ -266,8 +272,11 @@ impl<H: Handler> Connection<H> {
                     }
                 }
             }
-            // 2. Wait no longer than the next timer.
-            let wait = SocketTimeout::wait_for(conn.poll_timeout(), Instant::now());
+            // 2. Wait no longer than the next timer (the core's, or the meter's fold).
+            let now = Instant::now();
+            meter.tick(|| conn.stats(), now);
+            let due = earliest(conn.poll_timeout(), meter.next_fold(|| conn.stats()));
+            let wait = SocketTimeout::wait_for(due, now);
             // 3. Write what is pending, else read while the connection wants input.
             let io = if !conn.transmit().is_empty() {
                 write_timeout

@@ -29,6 +29,13 @@ pub struct ConnectionStats {
     pub bytes_in: u64,
     /// Bytes written (reported through `handle_written`).
     pub bytes_out: u64,
+    /// Of `frames_in`, the `Conn` requests (a server's count; the rest of
+    /// a server's requests are Submits).
+    pub conns_in: u64,
+    /// Of `frames_out`, the acks with a result other than 0 (a server's
+    /// count: refused by the application, or Submits refused for want of
+    /// a `Conn`).
+    pub refused_out: u64,
 }
 
 #[derive(Debug)]

@@ -184,6 +184,16 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// True when the peer broke the framing: a frame that does not decode,
+    /// a packet the other side must not send, a frame cut by the end of
+    /// the stream (a server's `frame_errors` counter).
+    pub fn is_frame_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Decode(_) | Self::UnexpectedPacket { .. } | Self::TruncatedFrame { .. }
+        )
+    }
+
     /// A short stable name for counters and logs, e.g. `"frame_too_long"`.
     pub fn kind(&self) -> &'static str {
         match self {

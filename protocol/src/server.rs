@@ -160,7 +160,6 @@ pub struct ServerConnection {
     /// The peer sent FIN (kept apart from `input`, which an error found in
     /// what was buffered before the FIN overwrites): no lingering then.
     peer_eof: bool,
-    refused: u64,
     /// A handshake is under way and must end by then (`expect_handshake`).
     handshake_until: Option<Instant>,
     identity: Option<PeerIdentity>,
@@ -197,7 +196,6 @@ impl ServerConnection {
             phase: Phase::Conversing,
             deadline: None,
             peer_eof: false,
-            refused: 0,
             handshake_until,
             identity: None,
             awaiting_proxy,
@@ -541,7 +539,7 @@ impl ServerConnection {
     /// Requests answered with a result other than 0 (refused by the
     /// application, or Submits refused for want of a `Conn`).
     pub fn refused(&self) -> u64 {
-        self.refused
+        self.io.stats.refused_out
     }
 
     fn idle_deadline(&self) -> Option<Instant> {
@@ -695,6 +693,7 @@ impl ServerConnection {
             }
             if kind == RequestKind::Conn {
                 self.conn_pending = self.config.require_conn;
+                self.io.stats.conns_in += 1;
             }
             self.slots.push_back(Slot {
                 kind,
@@ -735,7 +734,7 @@ impl ServerConnection {
         {
             encode_ack(*kind, id, *result, &mut self.io.send);
             if !result.is_ok() {
-                self.refused += 1;
+                self.io.stats.refused_out += 1;
             }
             self.slots.pop_front();
             self.base += 1;

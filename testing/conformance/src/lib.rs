@@ -33,6 +33,7 @@ use adapter_common::{Handler, Reply};
 use protocol::{AckResult, Request, ServerConfig};
 pub use support::tls::OverTls;
 
+pub mod metrics_cli;
 pub mod process;
 pub mod proxy_cli;
 pub mod scenarios;

@@ -8,13 +8,14 @@
 //! An adapter's test file runs them all with [`proxy_binary_suite!`](crate::proxy_binary_suite).
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
 use harness::pki::{SERVER_NAME, TestPki};
 use protocol::{AckResult, MessageId, PROXY_V2_SIGNATURE, RequestKind};
 use rustls::pki_types::ServerName;
 
+use crate::metrics_cli::{metrics_addr, sample, scrape_until};
 use crate::support::{ack_frame, request_frame};
 use crate::tls_cli::{Binary, Serve, WITHIN};
 
@@ -63,6 +64,19 @@ fn connect(serve: &Serve) -> TcpStream {
     s.set_read_timeout(Some(WITHIN))
         .unwrap_or_else(|e| panic!("{e}"));
     s
+}
+
+/// A TCP connection to `to` from the loopback address `ip` (any port).
+fn connect_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
+    let connect = || -> std::io::Result<TcpStream> {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        sock.bind(&SocketAddr::from((ip, 0)).into())?;
+        sock.connect_timeout(&to.into(), WITHIN)?;
+        let s = TcpStream::from(sock);
+        s.set_read_timeout(Some(WITHIN))?;
+        Ok(s)
+    };
+    connect().unwrap_or_else(|e| panic!("connect from {ip:?} to {to}: {e}"))
 }
 
 fn ack(counter: u32) -> Vec<u8> {
@@ -162,8 +176,8 @@ pub fn reuse_port_lets_two_servers_share_a_port(bin: Binary<'_>) {
 /// is missing; without it the scenario says it is skipped, and fails
 /// under `CI`) in TCP mode with `send-proxy-v2` and PROXY health checks in
 /// front of `serve --proxy-protocol`: a seed-style client through it gets
-/// every ack, and the server logs that client's own address and port,
-/// not HAProxy's.
+/// every ack, and the server's log names that client's own address and
+/// port, its metrics that client's address, not HAProxy's.
 pub fn haproxy_send_proxy_v2_hands_the_server_the_real_client(bin: Binary<'_>) {
     let found = std::process::Command::new("haproxy")
         .arg("-v")
@@ -183,7 +197,17 @@ pub fn haproxy_send_proxy_v2_hands_the_server_the_real_client(bin: Binary<'_>) {
         );
         return;
     }
-    let mut serve = Serve::spawn(bin, &["--addr", "127.0.0.1:0", "--proxy-protocol"]);
+    let mut serve = Serve::spawn(
+        bin,
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--proxy-protocol",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    let metrics = metrics_addr(&serve);
     let front = harness::free_tcp_addr().unwrap_or_else(|e| panic!("{e}"));
     let dir = harness::TempDir::new("haproxy").unwrap_or_else(|e| panic!("{e}"));
     let config = dir.path().join("haproxy.cfg");
@@ -211,38 +235,43 @@ pub fn haproxy_send_proxy_v2_hands_the_server_the_real_client(bin: Binary<'_>) {
         .unwrap_or_else(|e| panic!("haproxy: {e}"));
     // Its health checks (a LOCAL header each) reach the server too.
     serve.expect_log("(via 127.0.0.1:");
+    // The clients come from 127.0.0.2, HAProxy from 127.0.0.1: the
+    // metrics can tell them apart too.
     for n in 1..=5 {
-        let mut client = TcpStream::connect(front).unwrap_or_else(|e| panic!("connect: {e}"));
-        client
-            .set_read_timeout(Some(WITHIN))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut client = connect_from([127, 0, 0, 2], front);
         let me = client.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let got = submit_after(&mut client, b"", n);
         assert_eq!(got, ack(n), "{}: through haproxy, request {n}", bin.path);
         drop(client);
         serve.expect_log(&format!("{me} (via 127.0.0.1:"));
     }
+    scrape_until(metrics, "5 connections of client 127.0.0.2", |s| {
+        sample(s, "lenproto_client_connections_total{client=\"127.0.0.2\"}") == Some(5.0)
+    });
     haproxy.stop();
 }
 
-/// Expands to one `#[test]` per scenario of this module (PROXY protocol, reuse-port), run against the
+/// Expands to one `#[test]` per scenario of this module (PROXY protocol,
+/// reuse-port) and of [`metrics_cli`](crate::metrics_cli), run against the
 /// binary `$bin` with the environment `$env`.
 #[macro_export]
 macro_rules! proxy_binary_suite {
     ($bin:expr, $env:expr) => {
         $crate::proxy_binary_suite!(@tests $bin, $env;
-            proxy_protocol_logs_the_real_client_and_closes_a_connection_without_a_header,
-            proxy_protocol_comes_before_tls,
-            reuse_port_lets_two_servers_share_a_port,
-            haproxy_send_proxy_v2_hands_the_server_the_real_client,
+            proxy_cli::proxy_protocol_logs_the_real_client_and_closes_a_connection_without_a_header,
+            proxy_cli::proxy_protocol_comes_before_tls,
+            proxy_cli::reuse_port_lets_two_servers_share_a_port,
+            proxy_cli::haproxy_send_proxy_v2_hands_the_server_the_real_client,
+            metrics_cli::metrics_scrape_equals_what_the_clients_counted,
+            metrics_cli::metrics_addr_in_use_fails_the_start_naming_it,
         );
     };
-    (@tests $bin:expr, $env:expr; $($name:ident),* $(,)?) => {
+    (@tests $bin:expr, $env:expr; $($module:ident::$name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
                 let _turn = $crate::process::shared_turn();
-                $crate::proxy_cli::$name($crate::tls_cli::Binary { path: $bin, env: $env });
+                $crate::$module::$name($crate::tls_cli::Binary { path: $bin, env: $env });
             }
         )*
     };

@@ -79,6 +79,11 @@ impl Serve {
             panic!("the server never logged {needle:?}: {e}");
         }
     }
+
+    /// The first line of its log so far with `needle`.
+    pub(crate) fn logged(&self, needle: &str) -> Option<String> {
+        self.child.log().into_iter().find(|l| l.contains(needle))
+    }
 }
 
 impl Drop for Serve {
