@@ -75,9 +75,10 @@ pub mod runtime;
 pub use adapter_common::codec::FrameCodec as PacketCodec;
 pub use adapter_common::codec::{CodecError, FrameCodec};
 pub use adapter_common::{
-    AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, Reply, Served, Server,
-    ServerOptions, ShutdownHandle, SocketOptions,
+    AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, Pool, PoolOptions, Reply,
+    Served, Server, ServerOptions, ShutdownHandle, SocketOptions,
 };
+pub use protocol::BackoffConfig;
 #[cfg(feature = "async-std")]
 pub use runtime::AsyncStd;
 #[cfg(feature = "smol")]

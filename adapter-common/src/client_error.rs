@@ -41,6 +41,15 @@ pub enum ClientError {
     /// The socket failed.
     #[error("connection failed: {0}")]
     Io(#[source] Arc<io::Error>),
+    /// A pool has no server to send to: each failed its backoff's
+    /// `max_attempts` in a row (or none was given).
+    #[error("no server available of {servers}: {last}")]
+    Unavailable {
+        /// Servers in the pool.
+        servers: usize,
+        /// The last failure, with its server.
+        last: String,
+    },
 }
 
 impl From<io::Error> for ClientError {

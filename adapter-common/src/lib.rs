@@ -20,6 +20,7 @@ pub mod handler;
 #[cfg(feature = "prometheus")]
 pub mod metrics;
 mod net;
+pub mod pool;
 pub mod runtime;
 pub mod server;
 pub mod session;
@@ -33,6 +34,7 @@ pub use net::{
     AcceptBackoff, Endpoint, Net, SocketOptions, StdListener, StdStream, bind, configure_tcp,
     is_timeout, is_transient_accept_error, remove_unix_socket,
 };
+pub use pool::{Member, Next, Pool, PoolCore, PoolOptions, random_u64};
 pub use protocol_tls::{ClientTls, ServerTls};
 pub use runtime::{Runtime, Socket, Timer};
 pub use server::{Server, ServerOptions};

@@ -203,6 +203,11 @@ impl Client {
         self.shared.lock().in_flight()
     }
 
+    /// How the connection ended, once it has (`None` while it is open).
+    pub fn ended(&self) -> Option<ClientError> {
+        self.shared.lock().ended().cloned()
+    }
+
     /// Closes gracefully: sends nothing more, waits for the ack of every
     /// request in flight (they still reach their [`PendingAck`]s), then
     /// closes the socket. `Ok` when the client closed with nothing lost,

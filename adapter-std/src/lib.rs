@@ -68,9 +68,12 @@
 #![warn(missing_docs)]
 
 pub mod client;
+mod pool;
 mod server;
 mod timeout;
 
 pub use adapter_common::{Handler, Reply, Served, ServerOptions, ShutdownHandle};
 pub use client::{Client, ClientError, ClientOptions, PendingAck};
+pub use pool::Pool;
+pub use protocol::BackoffConfig;
 pub use server::{DEFAULT_STACK_SIZE, Server, ServerHandle};

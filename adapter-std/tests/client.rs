@@ -1,5 +1,6 @@
 //! The std client against the std server: single requests, pipelines,
-//! many threads over one connection, and how failures reach the callers.
+//! many threads over one connection, how failures reach the callers, and
+//! the `Pool` spreading over two servers and reconnecting.
 
 use adapter_std::Served as _;
 use std::io::Read;
@@ -309,4 +310,67 @@ fn connecting_to_nothing_names_the_endpoint() {
     let err = Client::connect(&Endpoint::Tcp(addr), bounded()).unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err}");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+/// The blocking `Pool`: requests spread over both servers, a stopped server
+/// leaves the other serving, and a server back on its port is connected again.
+#[test]
+fn requests_spread_over_both_servers_go_on_when_one_stops_and_come_back_when_it_returns() {
+    let start = |at: &Endpoint| {
+        let server = Server::bind(at, ServerOptions::default(), AckAll).expect("bind");
+        let endpoint = server.local_endpoint().clone();
+        let totals = server.totals();
+        (endpoint, totals, server.spawn().expect("spawn"))
+    };
+    let any = Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let (a, totals_a, server_a) = start(&any);
+    let (b, totals_b, server_b) = start(&any);
+    let backoff = adapter_std::BackoffConfig {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+        max_attempts: None,
+    };
+    let pool = adapter_std::Pool::connect(vec![a.clone(), b], bounded(), backoff).expect("connect");
+    assert_eq!(pool.up(), 2);
+    let burst = |pool: &adapter_std::Pool, n: usize| {
+        let pending: Vec<_> = (0..n)
+            .map(|i| {
+                pool.send_request(RequestKind::Submit, format!("{i}").as_bytes())
+                    .expect("sent")
+            })
+            .collect();
+        for p in pending {
+            assert!(p.wait().expect("acked").result.is_ok());
+        }
+    };
+    burst(&pool, 400);
+    server_a.shutdown().expect("a stopped");
+    assert!(totals_a.acks.load(Ordering::Relaxed) > 0, "a got requests");
+    for i in 0..100 {
+        let ack = pool
+            .submit(format!("after {i}").as_bytes())
+            .expect("acked by b");
+        assert!(ack.result.is_ok());
+    }
+    assert_eq!(pool.lost_and_reconnected().0, 1);
+    let (_, totals_a2, server_a2) = start(&a);
+    let mut n = 0;
+    while pool.lost_and_reconnected().1 == 0 {
+        pool.submit(b"probe").expect("acked");
+        std::thread::sleep(Duration::from_millis(5));
+        n += 1;
+        assert!(n < 2000, "never reconnected");
+    }
+    burst(&pool, 200);
+    pool.close().expect("clean close");
+    server_a2.shutdown().expect("a2 stopped");
+    server_b.shutdown().expect("b stopped");
+    assert!(
+        totals_a2.requests.load(Ordering::Relaxed) > 0,
+        "a serves again"
+    );
+    assert!(
+        totals_b.requests.load(Ordering::Relaxed) >= 100,
+        "b served alone"
+    );
 }

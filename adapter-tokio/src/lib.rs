@@ -69,10 +69,15 @@ mod runtime;
 /// codec](crate#the-codec)).
 pub use adapter_common::codec::{CodecError, FrameCodec as PacketCodec};
 pub use adapter_common::{
-    AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, Reply, Served,
-    ServerOptions, ShutdownHandle, SocketOptions,
+    AckAll, AsyncFn, Client, ClientError, Endpoint, Handler, PendingAck, PoolOptions, Reply,
+    Served, ServerOptions, ShutdownHandle, SocketOptions,
 };
+pub use protocol::BackoffConfig;
 pub use runtime::{Tokio, TokioSocket, TokioTimer};
 
 /// The server on tokio: `Server::bind(Tokio, &endpoint, options, handler)`.
 pub type Server<H> = adapter_common::Server<Tokio, H>;
+
+/// A client over several servers that reconnects, on tokio:
+/// `Pool::connect(&Tokio, endpoints, options)`.
+pub type Pool = adapter_common::Pool<Tokio>;

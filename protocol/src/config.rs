@@ -191,11 +191,11 @@ fn frame_limit(max_frame_len: u32, smallest: usize) -> Result<(), ConfigError> {
     )
 }
 
-fn count(n: usize) -> u64 {
+pub(crate) fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-fn range(setting: Setting, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+pub(crate) fn range(setting: Setting, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
@@ -209,12 +209,14 @@ fn range(setting: Setting, value: u64, min: u64, max: u64) -> Result<(), ConfigE
 }
 
 /// A timeout that is on must be at least 1 ms (0 would fire at once).
+/// A duration in whole milliseconds, as settings are checked and named.
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn timeout(setting: Setting, d: Option<Duration>) -> Result<(), ConfigError> {
     match d {
-        Some(d) => {
-            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-            range(setting, ms, 1, u64::MAX)
-        }
+        Some(d) => range(setting, duration_ms(d), 1, u64::MAX),
         None => Ok(()),
     }
 }

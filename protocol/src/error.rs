@@ -316,6 +316,12 @@ pub enum Setting {
     MaxInFlight,
     /// `response_timeout`.
     ResponseTimeout,
+    /// [`crate::BackoffConfig`]'s `initial`.
+    BackoffInitial,
+    /// [`crate::BackoffConfig`]'s `max`.
+    BackoffMax,
+    /// [`crate::BackoffConfig`]'s `max_attempts`.
+    BackoffMaxAttempts,
 }
 
 impl Setting {
@@ -334,6 +340,9 @@ impl Setting {
             Self::HandshakeTimeout => "handshake_timeout",
             Self::MaxInFlight => "max_in_flight",
             Self::ResponseTimeout => "response_timeout",
+            Self::BackoffInitial => "backoff_initial",
+            Self::BackoffMax => "backoff_max",
+            Self::BackoffMaxAttempts => "backoff_max_attempts",
         }
     }
 
@@ -346,8 +355,13 @@ impl Setting {
             | Self::WriteStallTimeout
             | Self::LingerQuiet
             | Self::HandshakeTimeout
-            | Self::ResponseTimeout => " ms",
-            Self::MaxPendingRequests | Self::MaxConnections | Self::MaxInFlight => "",
+            | Self::ResponseTimeout
+            | Self::BackoffInitial
+            | Self::BackoffMax => " ms",
+            Self::MaxPendingRequests
+            | Self::MaxConnections
+            | Self::MaxInFlight
+            | Self::BackoffMaxAttempts => "",
         }
     }
 }

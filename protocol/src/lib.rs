@@ -153,6 +153,7 @@ mod codec;
 mod config;
 mod error;
 mod proxy;
+mod reconnect;
 mod server;
 mod wire;
 
@@ -175,6 +176,7 @@ pub use proxy::{
     PROXY_V1_MAX_LEN, PROXY_V2_MAX_LEN, PROXY_V2_SIGNATURE, ProxyError, ProxyHeader,
     decode_proxy_header,
 };
+pub use reconnect::{Backoff, BackoffConfig, pick_two};
 pub use server::{PeerIdentity, Request, ServerConnection, ServerEvent};
 pub use wire::{
     ACK_FRAME_LEN, AckResult, CommandId, DEFAULT_MAX_FRAME_LEN, HEADER_LEN, ID_LEN, IdGenerator,

@@ -12,10 +12,12 @@
 //! `cargo xtask tls-figures [--runs 3] [--duration SECS] [--no-build]`
 //! measures every adapter over TLS against plain TCP (see `tls_figures`).
 
+mod ab;
 mod bench_json;
 mod bench_report;
 mod charts;
 mod memory;
+mod metrics_figures;
 mod model;
 mod procfs;
 mod redis;
@@ -49,13 +51,19 @@ enum Command {
     /// server CPU per request at 1x1, 50x1 and 50x16, new connections per
     /// second (a handshake each), and memory per idle connection at 1,000.
     /// Prints markdown tables; progress on stderr.
-    TlsFigures(TlsFiguresArgs),
+    TlsFigures(FiguresArgs),
+    /// What metrics cost: every adapter with `serve --metrics-addr`
+    /// against without, back to back in each run, at 1x1, 50x1 and 50x16:
+    /// req/s and server CPU per request, and their ratios. Prints a
+    /// markdown table; progress on stderr.
+    MetricsFigures(FiguresArgs),
 }
 
-/// Flags of `cargo xtask tls-figures`.
+/// Flags of `cargo xtask tls-figures` and `metrics-figures`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct TlsFiguresArgs {
-    /// Runs of every adapter at every point, plain and TLS back to back.
+pub struct FiguresArgs {
+    /// Runs of every adapter at every point, both configurations back to
+    /// back.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub runs: usize,
     /// Seconds of load per run.
@@ -112,6 +120,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::BenchReport(args) => bench_report::run(&args),
         Command::TlsFigures(args) => tls_figures::run(&args),
+        Command::MetricsFigures(args) => metrics_figures::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,11 +25,12 @@ use protocol::{ACK_FRAME_LEN, MessageId, RequestKind};
 use protocol_tls::ClientTls;
 use rustls::pki_types::ServerName;
 
+use crate::ab::{self, Side};
 use crate::bench_report::{self, Progress};
 use crate::model::{Point, Sample, Server, Transport};
 use crate::report::{fmt_duration, fmt_rps, fmt_us};
 use crate::servers::{self, Endpoint, Tools};
-use crate::{Result, TlsFiguresArgs, memory, procfs, stats};
+use crate::{FiguresArgs, Result, memory, procfs};
 
 /// Plain TCP, or TLS over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,28 +101,19 @@ impl Certs {
     }
 }
 
-pub fn run(args: &TlsFiguresArgs) -> Result<()> {
+pub fn run(args: &FiguresArgs) -> Result<()> {
     let runs = args.runs.max(1);
     let duration = args.duration.max(1);
-    harness::install_signal_handler("xtask", servers::STOP_GRACE)?;
+    let (_tmp, tools) = ab::setup(args.no_build, "xtask-tls")?;
     let fd_limit = harness::raise_nofile_to_hard()?;
     if !memory::fits(IDLE + WARM, fd_limit) {
         return Err(
             format!("{IDLE} idle connections need an open-file limit above {fd_limit}").into(),
         );
     }
-    let tmp = harness::TempDir::new("xtask-tls")?;
-    let (workspace, bin_dir) = bench_report::built_binaries(args.no_build)?;
-    let tools = Tools {
-        workspace,
-        bin_dir,
-        baseline_dir: None,
-        tmp: tmp.path().to_owned(),
-        redis: None,
-    };
     let certs = Certs::new()?;
     let adapters = Server::ADAPTERS;
-    let n_load = runs * POINTS.len() * adapters.len() * 2 + adapters.len() * 2;
+    let n_load = ab::items(runs, &POINTS) + adapters.len() * 2;
     let load_secs = (duration + 1) as f64;
     let mem_secs = 4.0;
     let mut progress = Progress::new(
@@ -136,28 +128,27 @@ pub fn run(args: &TlsFiguresArgs) -> Result<()> {
         fmt_duration(progress.planned_secs() as u64)
     );
     let mut seq = 0;
-    // [point][adapter][mode] -> one Sample per run.
-    let mut load: Vec<Vec<[Vec<Option<Sample>>; 2]>> =
-        vec![vec![[Vec::new(), Vec::new()]; adapters.len()]; POINTS.len()];
-    for _ in 0..runs {
-        for (pi, &(conns, pipeline)) in POINTS.iter().enumerate() {
-            let point = Point {
-                transport: Transport::Tcp,
-                payload: 32,
-                conns,
-                pipeline,
-            };
-            for (ai, &server) in adapters.iter().enumerate() {
-                for (mi, mode) in Mode::BOTH.into_iter().enumerate() {
-                    seq += 1;
-                    progress.begin(&format!("{server} {} {point}", mode.label()));
-                    let r = measure(&tools, &certs, server, mode, point, duration, &[], seq);
-                    load[pi][ai][mi].push(report(&r, "req/s"));
-                    progress.end(load_secs);
-                }
-            }
-        }
-    }
+    let sides = [
+        Side {
+            label: Mode::Plain.label(),
+            serve: certs.serve_args(Mode::Plain),
+            bench: certs.bench_args(Mode::Plain),
+        },
+        Side {
+            label: Mode::Tls.label(),
+            serve: certs.serve_args(Mode::Tls),
+            bench: certs.bench_args(Mode::Tls),
+        },
+    ];
+    let load = ab::measure(
+        &tools,
+        &POINTS,
+        &sides,
+        runs,
+        duration,
+        &mut progress,
+        &mut seq,
+    );
     let mut churn: Vec<[Option<Sample>; 2]> = vec![[None, None]; adapters.len()];
     let churn_point = Point {
         transport: Transport::Tcp,
@@ -180,7 +171,7 @@ pub fn run(args: &TlsFiguresArgs) -> Result<()> {
                 &extra,
                 seq,
             );
-            churn[ai][mi] = report(&r, "connections/s");
+            churn[ai][mi] = ab::report(&r, "connections/s");
             progress.end(load_secs);
         }
     }
@@ -209,24 +200,8 @@ pub fn run(args: &TlsFiguresArgs) -> Result<()> {
         procfs::kernel_release(),
         thread::available_parallelism().map_or(0, |n| n.get()),
     );
-    print!("{}", render(runs, duration, &load, &churn, &idle));
+    print!("{}", render(runs, duration, &sides, &load, &churn, &idle));
     Ok(())
-}
-
-/// Prints a measurement's outcome on the progress line; the rate, or
-/// `None` when it failed.
-fn report(r: &Result<Sample>, unit: &str) -> Option<Sample> {
-    match r {
-        Ok(rate) => {
-            let cpu = rate.cpu_us_per_req.map_or("?".into(), fmt_us);
-            eprintln!("{} {unit}, server CPU {cpu} each", fmt_rps(rate.rps));
-            Some(rate.clone())
-        }
-        Err(e) => {
-            eprintln!("failed: {e}");
-            None
-        }
-    }
 }
 
 /// One load run against a fresh server (bench_report's, with the TLS
@@ -336,51 +311,21 @@ impl Idle {
 fn render(
     runs: usize,
     duration: u64,
-    load: &[Vec<[Vec<Option<Sample>>; 2]>],
+    sides: &[Side<'_>; 2],
+    load: &ab::Pairs,
     churn: &[[Option<Sample>; 2]],
     idle: &[[Option<f64>; 2]],
 ) -> String {
     let mut out = String::new();
     let adapters = Server::ADAPTERS;
     let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("failed".into(), f);
-    let ratio = |v: Option<f64>| cell(v, &|r| format!("{r:.2}x"));
     out += &format!(
         "\n## TLS against plain TCP\n\nMedians of {runs} run(s) of {duration} s, 32 B \
          payloads, loaded by `adapter-tokio bench` on the same machine; TLS / plain is the \
          median of the ratios within each run. CPU is the server's (user + system) per \
          request.\n\n"
     );
-    out += "| point | adapter | plain req/s | TLS req/s | TLS / plain | plain CPU/req | TLS CPU/req |\n";
-    out += "|---|---|---:|---:|---:|---:|---:|\n";
-    for (pi, &(conns, pipeline)) in POINTS.iter().enumerate() {
-        for (ai, server) in adapters.iter().enumerate() {
-            let [plain, tls] = &load[pi][ai];
-            let rps = |v: &[Option<Sample>]| {
-                v.iter()
-                    .map(|r| r.as_ref().map(|r| r.rps))
-                    .collect::<Vec<_>>()
-            };
-            let cpu = |v: &[Option<Sample>]| {
-                let c: Vec<f64> = v
-                    .iter()
-                    .flatten()
-                    .filter_map(|r| r.cpu_us_per_req)
-                    .collect();
-                stats::median(&c)
-            };
-            let median = |v: &[Option<Sample>]| {
-                stats::median(&rps(v).into_iter().flatten().collect::<Vec<_>>())
-            };
-            out += &format!(
-                "| {conns}x{pipeline} | {server} | {} | {} | {} | {} | {} |\n",
-                cell(median(plain), &fmt_rps),
-                cell(median(tls), &fmt_rps),
-                ratio(stats::paired_ratio(&rps(tls), &rps(plain))),
-                cell(cpu(plain), &fmt_us),
-                cell(cpu(tls), &fmt_us),
-            );
-        }
-    }
+    out += &ab::render(&POINTS, sides, load);
     out += &format!(
         "\n## New connections per second\n\n`bench --churn --conns {CHURN_TASKS}`: each \
          connection sends one Submit, waits for its ack and closes; over TLS each is a full \

@@ -23,7 +23,9 @@ use adapter_common::{ClientSession, ClientTls, Endpoint, Runtime, SocketOptions}
 use adapter_tokio::{Tokio, TokioSocket};
 use clap::Args;
 use hdrhistogram::Histogram;
-use protocol::{ClientConfig, ClientConnection, ClientEvent, MessageId, RequestKind};
+use protocol::{
+    Backoff, BackoffConfig, ClientConfig, ClientConnection, ClientEvent, MessageId, RequestKind,
+};
 
 /// `bench` flags.
 #[derive(Debug, Clone, Args)]
@@ -67,6 +69,15 @@ pub struct BenchArgs {
     /// connections per second (with TLS, a full handshake each).
     #[arg(long)]
     pub churn: bool,
+    /// A connection that is lost (the server closed it or died) connects
+    /// again, after an exponential backoff with jitter (100 ms doubling to
+    /// --backoff-max), to the next address: the run goes on. Its requests
+    /// in flight are counted as lost (failed, never resent).
+    #[arg(long, conflicts_with = "churn")]
+    pub reconnect: bool,
+    /// The longest wait between two attempts to connect again.
+    #[arg(long, value_name = "TIME", value_parser = parse_duration, default_value = "2s", requires = "reconnect")]
+    pub backoff_max: Duration,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub tls: adapter_cli::ClientTlsArgs,
@@ -128,6 +139,14 @@ pub struct BenchReport {
     pub latency: Histogram<u64>,
     /// One line per connection that failed (io error, protocol error, timeout).
     pub connection_errors: Vec<String>,
+    /// Requests handed to the connections, warmup included.
+    pub sent: u64,
+    /// Acks received, warmup included.
+    pub answered: u64,
+    /// Requests in flight on a connection that was lost: failed, not resent.
+    pub lost: u64,
+    /// Connections lost and made again (`--reconnect`).
+    pub reconnects: u64,
 }
 
 impl BenchReport {
@@ -146,9 +165,9 @@ impl BenchReport {
         per_second(self.bytes as f64 / 1e6, self.elapsed)
     }
 
-    /// True when every ack was ok and no connection failed.
+    /// True when every ack was ok, no connection failed and none was lost.
     pub fn is_clean(&self) -> bool {
-        self.errors == 0 && self.connection_errors.is_empty()
+        self.errors == 0 && self.connection_errors.is_empty() && self.lost == 0
     }
 
     /// The endpoints, comma-separated.
@@ -173,6 +192,10 @@ impl BenchReport {
             "ok": self.ok,
             "errors": self.errors,
             "connection_errors": self.connection_errors,
+            "sent": self.sent,
+            "answered": self.answered,
+            "lost": self.lost,
+            "reconnects": self.reconnects,
             "req_per_s": self.rate(),
             "mb_per_s": self.megabytes_per_second(),
             "latency_us": {
@@ -207,6 +230,13 @@ impl fmt::Display for BenchReport {
             self.errors,
             self.connection_errors.len()
         )?;
+        if self.reconnects > 0 || self.lost > 0 {
+            writeln!(
+                f,
+                "reconnects: {}; sent {} = {} answered + {} lost in flight (failed, not resent)",
+                self.reconnects, self.sent, self.answered, self.lost
+            )?;
+        }
         writeln!(
             f,
             "throughput: {:.0} req/s, {:.2} MB/s (requests + acks on the wire)",
@@ -255,6 +285,39 @@ struct ConnReport {
     bytes: u64,
     latency: Histogram<u64>,
     failure: Option<String>,
+    sent: u64,
+    answered: u64,
+    lost: u64,
+    reconnects: u64,
+}
+
+impl ConnReport {
+    fn empty(latency: Histogram<u64>) -> Self {
+        Self {
+            ok: 0,
+            errors: 0,
+            bytes: 0,
+            latency,
+            failure: None,
+            sent: 0,
+            answered: 0,
+            lost: 0,
+            reconnects: 0,
+        }
+    }
+
+    /// Adds the counts of `r` (not its failure).
+    fn add(&mut self, r: &ConnReport) {
+        self.ok += r.ok;
+        self.errors += r.errors;
+        self.bytes += r.bytes;
+        self.sent += r.sent;
+        self.answered += r.answered;
+        self.lost += r.lost;
+        self.reconnects += r.reconnects;
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.latency.add(&r.latency);
+    }
 }
 
 fn new_histogram() -> Result<Histogram<u64>, BenchError> {
@@ -331,6 +394,15 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
         if args.churn {
             let to = at(index as u32).clone();
             tasks.push(tokio::spawn(job.churn(stream, to, index as u32)));
+        } else if args.reconnect {
+            let backoff = BackoffConfig {
+                max: args.backoff_max.max(Duration::from_millis(100)),
+                ..BackoffConfig::default()
+            };
+            // From the next address on, in turn.
+            let mut order: Vec<Endpoint> = endpoints.clone();
+            order.rotate_left(index as usize % endpoints.len());
+            tasks.push(tokio::spawn(job.reconnecting(stream, order, backoff)));
         } else {
             tasks.push(tokio::spawn(job.drive(stream)));
         }
@@ -338,37 +410,35 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, BenchError> {
     let ticker = std::io::stderr()
         .is_terminal()
         .then(|| tokio::spawn(show_progress(Arc::clone(&progress), measure_from)));
+    let mut total = ConnReport::empty(new_histogram()?);
+    let mut connection_errors = Vec::new();
+    for (index, task) in tasks.into_iter().enumerate() {
+        match task.await {
+            Ok(conn) => {
+                total.add(&conn);
+                if let Some(failure) = conn.failure {
+                    connection_errors.push(format!("connection {index}: {failure}"));
+                }
+            }
+            Err(e) => connection_errors.push(format!("connection {index}: task failed: {e}")),
+        }
+    }
     let mut report = BenchReport {
         endpoints: endpoints.clone(),
         conns: args.conns,
         pipeline: args.pipeline,
         payload: args.payload,
         elapsed: Duration::ZERO,
-        ok: 0,
-        errors: 0,
-        bytes: 0,
-        latency: new_histogram()?,
-        connection_errors: Vec::new(),
+        ok: total.ok,
+        errors: total.errors,
+        bytes: total.bytes,
+        latency: total.latency,
+        connection_errors,
+        sent: total.sent,
+        answered: total.answered,
+        lost: total.lost,
+        reconnects: total.reconnects,
     };
-    for (index, task) in tasks.into_iter().enumerate() {
-        match task.await {
-            Ok(conn) => {
-                report.ok += conn.ok;
-                report.errors += conn.errors;
-                report.bytes += conn.bytes;
-                // Same bounds on both sides: adding cannot fail.
-                let _ = report.latency.add(&conn.latency);
-                if let Some(failure) = conn.failure {
-                    report
-                        .connection_errors
-                        .push(format!("connection {index}: {failure}"));
-                }
-            }
-            Err(e) => report
-                .connection_errors
-                .push(format!("connection {index}: task failed: {e}")),
-        }
-    }
     report.elapsed = Instant::now().saturating_duration_since(measure_from);
     if let Some(ticker) = ticker {
         ticker.abort();
@@ -422,18 +492,15 @@ impl Job {
             Some(tls) => match tls.connect(core) {
                 Ok(tls) => ClientSession::Tls(Box::new(tls)),
                 Err(e) => {
-                    return ConnReport {
-                        ok: 0,
-                        errors: 0,
-                        bytes: 0,
-                        latency: self.latency,
-                        failure: Some(format!("TLS session not started: {e}")),
-                    };
+                    let mut r = ConnReport::empty(self.latency);
+                    r.failure = Some(format!("TLS session not started: {e}"));
+                    return r;
                 }
             },
         };
         let mut next_id = self.config.first_id;
         let mut sent = 0u64;
+        let mut answered = 0u64;
         let (mut ok, mut errors) = (0u64, 0u64);
         let mut failure = None;
         let mut closing = false;
@@ -452,6 +519,7 @@ impl Job {
                     }
                 };
                 acked += 1;
+                answered += 1;
                 let expected = MessageId::from_counter(next_id);
                 next_id = next_id.wrapping_add(1);
                 if now < self.measure_from {
@@ -534,20 +602,109 @@ impl Job {
             errors,
             bytes,
             latency: self.latency,
+            sent,
+            answered,
+            // Unanswered at the end: failed with the connection.
+            lost: if failure.is_some() {
+                sent - answered
+            } else {
+                0
+            },
             failure,
+            reconnects: 0,
         }
+    }
+
+    /// A copy for the next connection of the same task: the plan less
+    /// what was sent, a fresh histogram.
+    fn next_leg(&self, sent: u64) -> Job {
+        Job {
+            config: self.config.clone(),
+            plan: match self.plan {
+                Plan::Count(n) => Plan::Count(n.saturating_sub(sent)),
+                until => until,
+            },
+            pipeline: self.pipeline,
+            payload: Arc::clone(&self.payload),
+            measure_from: self.measure_from,
+            progress: Arc::clone(&self.progress),
+            latency: self.latency.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
+    /// `--reconnect`: drives a connection; when it is lost before the plan
+    /// is done, waits out the backoff and connects to the next endpoint
+    /// (in turn), and goes on. Requests in flight on a lost connection
+    /// are counted as lost; the run fails only when connecting keeps
+    /// failing past the plan's end.
+    async fn reconnecting(
+        self,
+        first: TokioSocket,
+        endpoints: Vec<Endpoint>,
+        backoff: BackoffConfig,
+    ) -> ConnReport {
+        let mut total = ConnReport::empty(self.latency.clone());
+        let mut backoff = Backoff::new(backoff);
+        let mut next = Some(first);
+        let mut turn = 0usize;
+        loop {
+            let socket = match next.take() {
+                Some(s) => s,
+                None => {
+                    turn += 1;
+                    let to = &endpoints[turn % endpoints.len()];
+                    match connect(to, 0).await {
+                        Ok(s) => {
+                            total.reconnects += 1;
+                            s
+                        }
+                        Err(e) => {
+                            if !self.wait_out(&mut backoff, &e.to_string()).await {
+                                total.failure = Some(format!("cannot connect again: {e}"));
+                                return total;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            let r = self.next_leg(total.sent).drive(socket).await;
+            total.add(&r);
+            let Some(failure) = r.failure else {
+                return total;
+            };
+            if r.answered > 0 {
+                backoff.succeeded();
+            }
+            if !self.wait_out(&mut backoff, &failure).await {
+                return total;
+            }
+        }
+    }
+
+    /// After a lost connection or a failed attempt: waits the backoff's
+    /// next delay; false when the plan is done (or its end comes first)
+    /// and the task should stop.
+    async fn wait_out(&self, backoff: &mut Backoff, why: &str) -> bool {
+        let Some(wait) = backoff.failed(adapter_common::random_u64()) else {
+            return false;
+        };
+        let until = Instant::now() + wait;
+        if let Plan::Until(end) = self.plan
+            && until >= end
+        {
+            return false;
+        }
+        tracing::debug!("{why}; connecting again in {wait:?}");
+        tokio::time::sleep_until(until.into()).await;
+        true
     }
 
     /// `--churn`: one Submit per connection, reconnecting until the plan
     /// (a duration, or a count of connections) is done.
     async fn churn(self, first: TokioSocket, endpoint: Endpoint, index: u32) -> ConnReport {
-        let mut total = ConnReport {
-            ok: 0,
-            errors: 0,
-            bytes: 0,
-            latency: self.latency.clone(),
-            failure: None,
-        };
+        let mut total = ConnReport::empty(self.latency.clone());
         let mut next = Some(first);
         let mut done = 0u64;
         while self.may_send(done, Instant::now()) {
@@ -562,21 +719,13 @@ impl Job {
                 },
             };
             let one = Job {
-                config: self.config.clone(),
                 plan: Plan::Count(1),
                 pipeline: 1,
-                payload: Arc::clone(&self.payload),
-                measure_from: self.measure_from,
-                progress: Arc::clone(&self.progress),
-                latency: self.latency.clone(),
-                tls: self.tls.clone(),
+                ..self.next_leg(0)
             };
             let r = one.drive(socket).await;
             done += 1;
-            total.ok += r.ok;
-            total.errors += r.errors;
-            total.bytes += r.bytes;
-            let _ = total.latency.add(&r.latency);
+            total.add(&r);
             if r.failure.is_some() {
                 total.failure = r.failure;
                 break;
