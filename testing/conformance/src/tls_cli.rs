@@ -86,6 +86,21 @@ impl Serve {
     }
 }
 
+impl Serve {
+    /// SIGTERM (SIGKILL after the grace period); its exit status.
+    pub(crate) fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.stop()
+    }
+
+    /// SIGKILL, and waits until it is gone: no shutdown, no drain.
+    pub(crate) fn kill(&mut self) {
+        self.child.signal(harness::SIGKILL);
+        if self.child.wait_for(WITHIN).is_none() {
+            panic!("{} outlived SIGKILL by {WITHIN:?}", self.child.name());
+        }
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         self.child.stop();
