@@ -43,7 +43,7 @@ pub fn items(runs: usize, points: &[(u32, u32)]) -> usize {
 }
 
 /// Every adapter at every point (`conns` x `pipeline`, 32 B over TCP),
-/// `runs` times, each side once per run back to back.
+/// `runs` times, each side once per run back to back (in turn first).
 pub fn measure(
     tools: &Tools,
     points: &[(u32, u32)],
@@ -55,7 +55,10 @@ pub fn measure(
 ) -> Pairs {
     let adapters = Server::ADAPTERS;
     let mut out: Pairs = vec![vec![[Vec::new(), Vec::new()]; adapters.len()]; points.len()];
-    for _ in 0..runs {
+    for run in 0..runs {
+        // ABBA: the second side goes first every other run, so neither
+        // always follows the other (a drift within a pair cancels).
+        let order: [usize; 2] = if run % 2 == 0 { [0, 1] } else { [1, 0] };
         for (pi, &(conns, pipeline)) in points.iter().enumerate() {
             let point = Point {
                 transport: Transport::Tcp,
@@ -64,7 +67,8 @@ pub fn measure(
                 pipeline,
             };
             for (ai, &server) in adapters.iter().enumerate() {
-                for (si, side) in sides.iter().enumerate() {
+                for si in order {
+                    let side = &sides[si];
                     *seq += 1;
                     progress.begin(&format!("{server} {} {point}", side.label));
                     let r = bench_report::measure_adapter_with(

@@ -66,7 +66,7 @@ pub fn run(args: &FiguresArgs) -> Result<()> {
         "# Metrics overhead\n\n`cargo xtask metrics-figures --runs {runs} --duration {duration}` \
          at {} on {} (Linux {}, {} CPUs).\n\nMedians of {runs} run(s) of {duration} s, 32 B \
          payloads; \"metrics\" is `serve --metrics-addr`, scraped once a second ({scrapes} \
-         scrapes answered in all); the ratios are the medians of the ratios within each run. \
+         scrapes answered in all); the two sides run back to back, each first in every other run; the ratios are the medians of the ratios within each run. \
          CPU is the server's (user + system) per request.\n",
         bench_report::git_commit(&tools.workspace),
         procfs::cpu_model(),
