@@ -30,6 +30,10 @@ pub struct Meta {
     pub baseline: Option<String>,
 }
 
+/// The CPU target: an adapter's server CPU per request at most this
+/// multiple of Redis's in the same run.
+pub const CPU_TARGET: f64 = 0.6;
+
 /// A point is flagged when the current build serves fewer than this
 /// fraction of the baseline's req/s ...
 pub const SLOWER_RPS: f64 = 0.95;
@@ -438,11 +442,60 @@ fn render_headline(w: &mut String, results: &Results) {
         }
         let _ = writeln!(w);
     }
-    if let Some(p) = points.iter().find(|p| p.conns == 50 && p.pipeline == 16) {
-        let _ = write!(w, "| server CPU µs/req at 50 × 16 |");
-        for s in &servers {
+    let _ = writeln!(w);
+    render_cpu_headline(w, results, &points, &servers, has_redis);
+}
+
+/// Server CPU per request at the headline points, one column per server,
+/// with each adapter's ratio to Redis's (run by run) and the target.
+fn render_cpu_headline(
+    w: &mut String,
+    results: &Results,
+    points: &[Point],
+    servers: &[Server],
+    has_redis: bool,
+) {
+    let _ = writeln!(
+        w,
+        "Server CPU µs per request (utime + stime of the server process over the requests it \
+         served), median of {} run(s){}.\n",
+        results.runs,
+        if has_redis {
+            format!(
+                ", and in parentheses the ratio to Redis's taken run by run (target ≤ \
+                 {CPU_TARGET:.2}×; above it in bold)"
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = write!(w, "| conns × pipeline |");
+    for s in servers {
+        let _ = write!(w, " {s} |");
+    }
+    let _ = write!(w, "\n|---|");
+    for _ in servers {
+        let _ = write!(w, "---:|");
+    }
+    let _ = writeln!(w);
+    for p in points {
+        let _ = write!(w, "| {} × {} |", p.conns, p.pipeline);
+        for s in servers {
             let cpu = results.summary(*p, *s).and_then(|x| x.cpu_us_per_req);
-            let _ = write!(w, " {} |", opt(cpu, |c| format!("{c:.2}")));
+            let cell = match (cpu, results.cpu_ratio(*p, *s, Server::Redis)) {
+                (None, _) => "–".to_string(),
+                (Some(c), Some(r)) if has_redis && *s != Server::Redis => {
+                    let ratio = format!("{r:.2}×");
+                    let ratio = if r > CPU_TARGET {
+                        format!("**{ratio}**")
+                    } else {
+                        ratio
+                    };
+                    format!("{c:.2} ({ratio})")
+                }
+                (Some(c), _) => format!("{c:.2}"),
+            };
+            let _ = write!(w, " {cell} |");
         }
         let _ = writeln!(w);
     }
@@ -485,15 +538,15 @@ fn render_summary(w: &mut String, results: &Results, points: &[Point]) {
 fn render_detail(w: &mut String, results: &Results, points: &[Point]) {
     let _ = writeln!(
         w,
-        "| conns | pipeline | server | req/s median [min..max] | p50 | p99 | server CPU µs/req | × Redis | × adapter-tokio |"
+        "| conns | pipeline | server | req/s median [min..max] | p50 | p99 | server CPU µs/req | CPU × Redis | × Redis | × adapter-tokio |"
     );
-    let _ = writeln!(w, "|---:|---:|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|");
     for p in points {
         for s in results.servers_at(*p) {
             let _ = write!(w, "| {} | {} | {s} |", p.conns, p.pipeline);
             match results.summary(*p, s) {
                 None => {
-                    let _ = writeln!(w, " failed | | | | | |");
+                    let _ = writeln!(w, " failed | | | | | | |");
                 }
                 Some(sum) => {
                     let ratio = |other: Server| -> String {
@@ -505,15 +558,23 @@ fn render_detail(w: &mut String, results: &Results, points: &[Point]) {
                             .map(|r| format!("{r:.2}"))
                             .unwrap_or_else(|| "–".into())
                     };
+                    let cpu_vs_redis = if s == Server::Redis {
+                        "1".into()
+                    } else {
+                        opt(results.cpu_ratio(*p, s, Server::Redis), |r| {
+                            format!("{r:.2}")
+                        })
+                    };
                     let _ = writeln!(
                         w,
-                        " {} [{}..{}] | {} | {} | {} | {} | {} |",
+                        " {} [{}..{}] | {} | {} | {} | {} | {} | {} |",
                         fmt_rps(sum.rps.median),
                         fmt_rps(sum.rps.min),
                         fmt_rps(sum.rps.max),
                         opt(sum.p50_us, fmt_us),
                         opt(sum.p99_us, fmt_us),
                         opt(sum.cpu_us_per_req, |c| format!("{c:.2}")),
+                        cpu_vs_redis,
                         ratio(Server::Redis),
                         ratio(Server::Tokio),
                     );
@@ -711,13 +772,13 @@ mod tests {
         );
         assert!(
             md.contains(
-                "| 1 | 1 | adapter-tokio | 150.0 k [100.0 k..200.0 k] | 12 µs | 1.50 ms | 0.80 | 1.50 | 1 |"
+                "| 1 | 1 | adapter-tokio | 150.0 k [100.0 k..200.0 k] | 12 µs | 1.50 ms | 0.80 | 1.00 | 1.50 | 1 |"
             ),
             "{md}"
         );
         assert!(
             md.contains(
-                "| 1 | 1 | redis | 100.0 k [100.0 k..100.0 k] | 12 µs | 1.50 ms | 0.80 | 1 | 0.75 |"
+                "| 1 | 1 | redis | 100.0 k [100.0 k..100.0 k] | 12 µs | 1.50 ms | 0.80 | 1 | 1 | 0.75 |"
             ),
             "{md}"
         );
@@ -870,6 +931,29 @@ mod tests {
         assert_eq!(txt.lines().count(), 2 + 4 + 1, "{txt}");
         assert!(baseline_text(&Results::new(1)).is_none());
         assert!(!render(&meta(), &Results::new(1), &[]).contains("Against the baseline"));
+    }
+
+    #[test]
+    fn cpu_per_request_is_shown_against_redis_with_the_target_marked() {
+        let mut r = Results::new(2);
+        for run in 0..2 {
+            let k = 1.0 + run as f64;
+            r.record(point(50, 16), Server::Redis, run, measured(100.0, 1.0 * k));
+            // 0.5x Redis's CPU in both runs: within the target.
+            r.record(point(50, 16), Server::Tokio, run, measured(100.0, 0.5 * k));
+            // 0.8x: above it, in bold.
+            r.record(point(50, 16), Server::Std, run, measured(100.0, 0.8 * k));
+        }
+        let md = render(&meta(), &r, &[]);
+        assert!(md.contains("target ≤ 0.60×"), "{md}");
+        assert!(
+            md.contains("| 50 × 16 | 0.75 (0.50×) | 1.20 (**0.80×**) | 1.50 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 50 | 16 | adapter-std | 100 [100..100] | 10 µs | 20 µs | 1.20 | 0.80 | 1.00 | 1.00 |"),
+            "{md}"
+        );
     }
 
     #[test]
