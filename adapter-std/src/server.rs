@@ -222,6 +222,16 @@ struct Connection<H> {
     stop: Arc<Signal>,
 }
 
+/// What one blocking step of a connection did.
+enum Io {
+    /// Wrote this many bytes.
+    Wrote(usize),
+    /// Read this many bytes (0: the end of the stream).
+    Read(usize),
+    /// Neither wrote nor read: slept until the next timer.
+    Napped,
+}
+
 impl<H: Handler> Connection<H> {
     /// Serves the connection, then reports its end.
     fn run<S: ServerSession>(self, mut session: S) {
@@ -238,23 +248,33 @@ impl<H: Handler> Connection<H> {
         let mut buf = [0u8; READ_CHUNK];
         let (mut read_timeout, mut write_timeout) = <(SocketTimeout, SocketTimeout)>::default();
         let mut closing = false;
+        // One clock read per turn: taken when the last IO returned, it times
+        // the input, answers the batch it brought, and starts the next wait.
+        let mut now = Instant::now();
         loop {
             self.see_shutdown(conn, &mut closing);
             // 1. Drain the events: answer requests, send the FIN, see the end.
+            // Answers given at once share the turn's instant (and are timed
+            // together); one that waits on `block_on` reads the clock after.
+            let mut at_once = 0;
             while let Some(event) = conn.poll_event() {
                 match event {
                     ServerEvent::Request(req) => {
                         debug!(kind = ?req.kind, id = %req.id, len = req.payload.len(), "request");
                         let handle = req.handle;
-                        let asked = meter.is_on().then(Instant::now);
                         let result = match self.handler.handle(req) {
-                            Reply::Now(result) => result,
-                            Reply::Later(answer) => block_on(answer),
+                            Reply::Now(result) => {
+                                at_once += 1;
+                                result
+                            }
+                            Reply::Later(answer) => {
+                                let asked = Instant::now();
+                                let result = block_on(answer);
+                                now = Instant::now();
+                                meter.answered(1, now - asked);
+                                result
+                            }
                         };
-                        let now = Instant::now();
-                        if let Some(asked) = asked {
-                            meter.answered(1, now - asked);
-                        }
                         // The handle is this connection's, answered once: it cannot fail.
                         conn.respond(handle, result, now).ok();
                     }
@@ -272,8 +292,12 @@ impl<H: Handler> Connection<H> {
                     }
                 }
             }
+            if at_once > 0 && meter.is_on() {
+                let answered = Instant::now();
+                meter.answered(at_once, answered - now);
+                now = answered;
+            }
             // 2. Wait no longer than the next timer (the core's, or the meter's fold).
-            let now = Instant::now();
             meter.tick(|| conn.stats(), now);
             let due = earliest(conn.poll_timeout(), meter.next_fold(|| conn.stats()));
             let wait = SocketTimeout::wait_for(due, now);
@@ -282,28 +306,30 @@ impl<H: Handler> Connection<H> {
                 write_timeout
                     .apply(wait, |d| stream.set_write_timeout(d))
                     .and_then(|()| (&*stream).write(conn.transmit()))
-                    .map(|n| conn.handle_written(n, Instant::now()))
+                    .map(Io::Wrote)
             } else if conn.wants_input() {
                 read_timeout
                     .apply(wait, |d| stream.set_read_timeout(d))
                     .and_then(|()| (&*stream).read(&mut buf))
-                    .map(|n| match buf.get(..n) {
-                        Some([]) | None => {
-                            // The supervisor's wake reads as an EOF: close first.
-                            self.see_shutdown(conn, &mut closing);
-                            conn.handle_eof(Instant::now());
-                        }
-                        Some(data) => conn.input(data, Instant::now()),
-                    })
+                    .map(Io::Read)
             } else {
                 thread::sleep(wait.map_or(NAP, |w| w.min(NAP)));
-                conn.handle_timeout(Instant::now());
-                Ok(())
+                Ok(Io::Napped)
             };
+            now = Instant::now();
             // 4. A socket timeout is the timer firing; any other error ends the connection.
             match io {
-                Ok(()) => {}
-                Err(e) if is_timeout(&e) => conn.handle_timeout(Instant::now()),
+                Ok(Io::Wrote(n)) => conn.handle_written(n, now),
+                Ok(Io::Read(n)) => match buf.get(..n) {
+                    Some(data) if !data.is_empty() => conn.input(data, now),
+                    _ => {
+                        // The supervisor's wake reads as an EOF: close first.
+                        self.see_shutdown(conn, &mut closing);
+                        conn.handle_eof(now);
+                    }
+                },
+                Ok(Io::Napped) => conn.handle_timeout(now),
+                Err(e) if is_timeout(&e) => conn.handle_timeout(now),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => conn.handle_io_error(e.kind()),
             }
