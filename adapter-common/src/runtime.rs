@@ -55,6 +55,11 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 pub trait Input {
     /// The core's receive buffer, with room to read into.
     fn input_buffer(&mut self) -> &mut BytesMut;
+    /// How many bytes the next read should ask for (the core's
+    /// `read_size`: what the frame being received still needs, 8 to 64 KiB).
+    fn read_size(&self) -> usize {
+        8 * 1024
+    }
     /// `n` bytes were appended to it (0: give an empty buffer back).
     fn appended(&mut self, n: usize, now: Instant);
     /// Bytes read elsewhere, copied in (exactly them: no read-sized reservation).
@@ -64,6 +69,9 @@ pub trait Input {
 impl Input for protocol::ServerConnection {
     fn input_buffer(&mut self) -> &mut BytesMut {
         protocol::ServerConnection::input_buffer(self)
+    }
+    fn read_size(&self) -> usize {
+        protocol::ServerConnection::read_size(self)
     }
     fn appended(&mut self, n: usize, now: Instant) {
         self.handle_input_appended(n, now);
@@ -76,6 +84,9 @@ impl Input for protocol::ServerConnection {
 impl Input for protocol::ClientConnection {
     fn input_buffer(&mut self) -> &mut BytesMut {
         protocol::ClientConnection::input_buffer(self)
+    }
+    fn read_size(&self) -> usize {
+        protocol::ClientConnection::read_size(self)
     }
     fn appended(&mut self, n: usize, now: Instant) {
         self.handle_input_appended(n, now);
@@ -97,6 +108,10 @@ impl<'a, C: Input> Arrival<'a, C> {
     /// Bytes for `core`, arriving `now`.
     pub fn new(core: &'a mut C, now: Instant) -> Self {
         Self { core, now }
+    }
+    /// How many bytes the read should ask for.
+    pub fn read_size(&self) -> usize {
+        self.core.read_size()
     }
     /// The core's receive buffer, with room to read into.
     pub fn buffer(&mut self) -> &mut BytesMut {

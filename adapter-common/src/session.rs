@@ -231,6 +231,13 @@ impl Input for ClientSession {
     fn input_buffer(&mut self) -> &mut BytesMut {
         either!(self, s => s.input_buffer())
     }
+    fn read_size(&self) -> usize {
+        match self {
+            ClientSession::Plain(c) => c.read_size(),
+            // Ciphertext: the TLS layer reads records, not frames.
+            _ => 8 * 1024,
+        }
+    }
     fn appended(&mut self, n: usize, now: Instant) {
         either!(self, s => s.handle_input_appended(n, now))
     }

@@ -15,6 +15,7 @@ use adapter_common::{
     ServerSession, Signal, StdListener, StdStream, Supervisor, bind, block_on, configure_tcp,
     earliest, is_timeout, remove_unix_socket,
 };
+use bytes::BytesMut;
 use protocol::{CloseReason, ServerConnection, ServerEvent};
 use tracing::{debug, warn};
 
@@ -30,7 +31,8 @@ pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 const TLS_STACK_SIZE: usize = 256 * 1024;
 
 /// Bytes read per `read`, into a buffer on the connection thread's stack:
-/// an idle connection holds no heap buffer.
+/// an idle connection holds no heap buffer. While a larger frame's body is
+/// coming the core asks for more (`read_size`), read into its own buffer.
 const READ_CHUNK: usize = 8 * 1024;
 
 /// How often a blocked `accept` looks at the stop signal: the listener's
@@ -222,12 +224,24 @@ struct Connection<H> {
     stop: Arc<Signal>,
 }
 
+/// One read of up to `size` bytes appended to `to` (zero-filled first: a
+/// std read takes an initialised slice); `to` keeps exactly what came.
+fn read_appending(mut stream: &StdStream, to: &mut BytesMut, size: usize) -> io::Result<usize> {
+    let start = to.len();
+    to.resize(start + size, 0);
+    let read = to.get_mut(start..).map_or(Ok(0), |room| stream.read(room));
+    to.truncate(start + *read.as_ref().unwrap_or(&0));
+    read
+}
+
 /// What one blocking step of a connection did.
 enum Io {
     /// Wrote this many bytes.
     Wrote(usize),
-    /// Read this many bytes (0: the end of the stream).
+    /// Read this many bytes into the stack buffer (0: the end of the stream).
     Read(usize),
+    /// Read this many bytes into the core's own buffer (0: the end).
+    Appended(usize),
     /// Neither wrote nor read: slept until the next timer.
     Napped,
 }
@@ -308,10 +322,17 @@ impl<H: Handler> Connection<H> {
                     .and_then(|()| (&*stream).write(conn.transmit()))
                     .map(Io::Wrote)
             } else if conn.wants_input() {
+                let size = conn.read_size();
                 read_timeout
                     .apply(wait, |d| stream.set_read_timeout(d))
-                    .and_then(|()| (&*stream).read(&mut buf))
-                    .map(Io::Read)
+                    .and_then(|()| {
+                        if size > READ_CHUNK {
+                            // A large frame's body: straight into the core's buffer.
+                            read_appending(stream, conn.input_buffer(), size).map(Io::Appended)
+                        } else {
+                            (&*stream).read(&mut buf).map(Io::Read)
+                        }
+                    })
             } else {
                 thread::sleep(wait.map_or(NAP, |w| w.min(NAP)));
                 Ok(Io::Napped)
@@ -328,6 +349,12 @@ impl<H: Handler> Connection<H> {
                         conn.handle_eof(now);
                     }
                 },
+                Ok(Io::Appended(0)) => {
+                    conn.appended(0, now);
+                    self.see_shutdown(conn, &mut closing);
+                    conn.handle_eof(now);
+                }
+                Ok(Io::Appended(n)) => conn.appended(n, now),
                 Ok(Io::Napped) => conn.handle_timeout(now),
                 Err(e) if is_timeout(&e) => conn.handle_timeout(now),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -21,14 +21,6 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tokio;
 
-/// The most one read takes from a socket. Small reads keep the kernel's
-/// receive-buffer autotuning modest: a server that reads in large chunks
-/// makes the kernel grow the socket's receive buffer, and a peer that
-/// stops reading its acks can then push that much more before it stalls
-/// (the write-stall scenario of the behaviour suite measures exactly
-/// that). 8 KiB is the core's own read step.
-const READ_LIMIT: usize = 8 * 1024;
-
 /// A connected tokio stream, TCP or Unix.
 #[derive(Debug)]
 pub struct TokioSocket(pub Net<TcpStream, UnixStream>);
@@ -51,7 +43,9 @@ impl adapter_common::Socket for TokioSocket {
         mut to: Arrival<'_, C>,
     ) -> Poll<io::Result<usize>> {
         let read = loop {
-            let mut room = BufMut::limit(to.buffer(), READ_LIMIT);
+            // As much as the core asks for: 8 KiB, more for a large frame.
+            let size = to.read_size();
+            let mut room = BufMut::limit(to.buffer(), size);
             let r = match &mut self.0 {
                 Net::Tcp(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, &mut room),
                 Net::Unix(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, &mut room),

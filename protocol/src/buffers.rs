@@ -66,15 +66,25 @@ impl Buffers {
     /// at least [`READ_CHUNK`] free, at most [`MAX_GROW_STEP`] more than a
     /// whole current frame needs, never what the length field declares at once.
     pub(crate) fn input_buffer(&mut self) -> &mut BytesMut {
-        let want = match frame_len(&self.recv, self.max_frame_len) {
-            Ok(Some(len)) => len.saturating_sub(self.recv.len()),
-            _ => HEADER_LEN,
-        };
-        let step = want.clamp(READ_CHUNK, MAX_GROW_STEP);
+        let step = self.read_size();
         if self.recv.capacity() - self.recv.len() < step {
             self.recv.reserve(step);
         }
         &mut self.recv
+    }
+
+    /// How much the next read should ask for: what the frame being received
+    /// still needs, at least [`READ_CHUNK`] and at most [`MAX_GROW_STEP`]. Small
+    /// frames keep reads small (a large read lets the kernel grow the
+    /// socket's receive buffer, and a peer that does not read its acks can
+    /// then push that much more before it stalls); a large frame's body is
+    /// read in a few large reads, not many of 8 KiB.
+    pub(crate) fn read_size(&self) -> usize {
+        let want = match frame_len(&self.recv, self.max_frame_len) {
+            Ok(Some(len)) => len.saturating_sub(self.recv.len()),
+            _ => HEADER_LEN,
+        };
+        want.clamp(READ_CHUNK, MAX_GROW_STEP)
     }
 
     pub(crate) fn count_input(&mut self, n: usize) {

@@ -143,6 +143,13 @@ impl ClientConnection {
         self.io.input_buffer()
     }
 
+    /// How many bytes the next read should ask for: 8 KiB, or up to 64 KiB
+    /// while a large frame's body is still to come ([`input_buffer`](Self::input_buffer)
+    /// reserves that much room).
+    pub fn read_size(&self) -> usize {
+        self.io.read_size()
+    }
+
     /// Processes `n` bytes just appended to [`input_buffer`](Self::input_buffer).
     pub fn handle_input_appended(&mut self, n: usize, now: Instant) {
         if self.closed {

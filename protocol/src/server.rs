@@ -305,6 +305,13 @@ impl ServerConnection {
         self.io.input_buffer()
     }
 
+    /// How many bytes the next read should ask for: 8 KiB, or up to 64 KiB
+    /// while a large frame's body is still to come ([`input_buffer`](Self::input_buffer)
+    /// reserves that much room).
+    pub fn read_size(&self) -> usize {
+        self.io.read_size()
+    }
+
     /// Processes `n` bytes just appended to [`input_buffer`](Self::input_buffer).
     /// `n` may be 0 (a read that found nothing): the buffer is then given
     /// back if it holds nothing, so an idle connection keeps no memory.

@@ -670,6 +670,34 @@ fn a_huge_declared_length_reserves_a_bounded_step_only() {
 }
 
 #[test]
+fn read_size_follows_the_frame_being_received_within_8_and_64_kib() {
+    let t = Instant::now();
+    let mut server = ServerConnection::new(ServerConfig::default(), t);
+    // Nothing buffered, or small frames: the 8 KiB step.
+    assert_eq!(server.read_size(), 8 * 1024);
+    // A 40,000-byte frame whose first 9 bytes came: the rest of it.
+    let mut head = 40_000u32.to_be_bytes().to_vec();
+    head.extend_from_slice(&[2, b'0', b'0', b'0', b'0']);
+    server.handle_input(&head, t);
+    assert_eq!(server.read_size(), 40_000 - head.len());
+    // 8 MiB declared: capped at 64 KiB, never the declared length.
+    let mut huge = ServerConnection::new(ServerConfig::default(), t);
+    huge.handle_input(&[0, 0x80, 0, 0, 2, b'0', b'0', b'0', b'0'], t);
+    assert_eq!(huge.read_size(), 64 * 1024);
+    // input_buffer reserves at least what read_size asks for.
+    let room = {
+        let b = server.input_buffer();
+        b.capacity() - b.len()
+    };
+    assert!(room >= server.read_size(), "room {room}");
+    // The client's side follows its acks the same way: 8 KiB.
+    assert_eq!(
+        ClientConnection::new(ClientConfig::default()).read_size(),
+        8 * 1024
+    );
+}
+
+#[test]
 fn client_refuses_an_ack_for_the_wrong_id_naming_both() {
     let t = Instant::now();
     let mut client = ClientConnection::new(ClientConfig::default());
