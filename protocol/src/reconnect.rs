@@ -99,7 +99,8 @@ impl Backoff {
             .map_or(self.config.max, |d| d.min(self.config.max));
         let half = cap / 2;
         let span = u64::try_from((cap - half).as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if span == 0 { 0 } else { random % (span + 1) };
+        // Saturating: an unvalidated `max` of centuries must not overflow.
+        let jitter = random % span.saturating_add(1);
         Some(half + Duration::from_nanos(jitter))
     }
 
@@ -174,6 +175,19 @@ mod tests {
         assert_eq!(b.failed(3), None);
         b.succeeded();
         assert!(b.failed(4).is_some());
+    }
+
+    #[test]
+    fn an_unvalidated_max_of_centuries_draws_a_wait_without_overflow() {
+        let mut b = Backoff::new(BackoffConfig {
+            initial: Duration::from_secs(u64::MAX / 4),
+            max: Duration::MAX,
+            max_attempts: None,
+        });
+        for random in [0, 1, u64::MAX] {
+            let wait = b.failed(random).expect("a wait");
+            assert!(wait >= Duration::from_secs(u64::MAX / 8), "{wait:?}");
+        }
     }
 
     #[test]
