@@ -47,6 +47,8 @@ impl Member for Client {
 
 #[derive(Debug)]
 enum State<C> {
+    /// Not tried yet: due at once.
+    New,
     Up(C),
     /// A caller is connecting it.
     Connecting,
@@ -99,12 +101,11 @@ impl<C: Member + Clone> PoolCore<C> {
                 last: "no server address given".to_owned(),
             });
         }
-        let now = Instant::now();
         let slots = endpoints
             .into_iter()
             .map(|endpoint| Slot {
                 endpoint,
-                state: State::Down { retry_at: now },
+                state: State::New,
                 backoff: Backoff::new(backoff),
                 last_error: None,
             })
@@ -124,6 +125,11 @@ impl<C: Member + Clone> PoolCore<C> {
     /// Connections made again after one was lost or refused.
     pub fn reconnected(&self) -> u64 {
         self.reconnected
+    }
+
+    /// [`lost`](Self::lost) and [`reconnected`](Self::reconnected) together.
+    pub fn lost_and_reconnected(&self) -> (u64, u64) {
+        (self.lost, self.reconnected)
     }
 
     /// Members connected now.
@@ -160,7 +166,11 @@ impl<C: Member + Clone> PoolCore<C> {
             .slots
             .iter_mut()
             .enumerate()
-            .find(|(_, s)| matches!(s.state, State::Down { retry_at } if retry_at <= now))
+            .find(|(_, s)| match s.state {
+                State::New => true,
+                State::Down { retry_at } => retry_at <= now,
+                _ => false,
+            })
         {
             slot.1.state = State::Connecting;
             return Next::Connect(slot.0, slot.1.endpoint.clone());
@@ -210,6 +220,35 @@ impl<C: Member + Clone> PoolCore<C> {
             s.backoff.succeeded();
             s.state = State::Up(c);
         }
+    }
+
+    /// How connecting member `i` (a [`Next::Connect`]) went, at `now`: up
+    /// ([`connected`](Self::connected)) or down with backoff
+    /// ([`connect_failed`](Self::connect_failed)); the error is handed back.
+    pub fn connect_done(
+        &mut self,
+        i: usize,
+        r: Result<C, ClientError>,
+        now: Instant,
+        random: u64,
+    ) -> Result<(), ClientError> {
+        match r {
+            Ok(c) => {
+                self.connected(i, c);
+                Ok(())
+            }
+            Err(e) => {
+                self.connect_failed(i, e.clone(), now, random);
+                Err(e)
+            }
+        }
+    }
+
+    /// True when sending on `c` failed with `e` because `c` had already
+    /// ended: the request never left, so it may go to another member
+    /// ([`next`](Self::next) sees the end). Any other error is the caller's.
+    pub fn unsent(e: &ClientError, c: &C) -> bool {
+        matches!(e, ClientError::Closed(_) | ClientError::Io(_)) && c.ended().is_some()
     }
 
     /// Connecting member `i` failed with `e`.
@@ -328,17 +367,7 @@ impl<R: Runtime> Pool<R> {
             o.tls.as_ref(),
         )
         .await;
-        let mut core = self.lock();
-        match r {
-            Ok(c) => {
-                core.connected(i, c);
-                Ok(())
-            }
-            Err(e) => {
-                core.connect_failed(i, e.clone(), Instant::now(), random_u64());
-                Err(e)
-            }
-        }
+        self.lock().connect_done(i, r, Instant::now(), random_u64())
     }
 
     /// Sends a request on one of the connections (connecting first when
@@ -354,9 +383,7 @@ impl<R: Runtime> Pool<R> {
             match next {
                 Next::Use(_, c) => match c.send(kind, payload).await {
                     Ok(p) => return Ok(p),
-                    // It ended before the request left: not sent, so it
-                    // may go elsewhere; `next` sees the end.
-                    Err(ClientError::Closed(_) | ClientError::Io(_)) if c.ended().is_some() => {}
+                    Err(e) if PoolCore::unsent(&e, &c) => {}
                     Err(e) => return Err(e),
                 },
                 Next::Connect(i, endpoint) => {
@@ -375,8 +402,7 @@ impl<R: Runtime> Pool<R> {
 
     /// Connections lost while up, and connections made again since.
     pub fn lost_and_reconnected(&self) -> (u64, u64) {
-        let core = self.lock();
-        (core.lost(), core.reconnected())
+        self.lock().lost_and_reconnected()
     }
 
     /// Connections up now.

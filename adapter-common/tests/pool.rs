@@ -142,3 +142,38 @@ fn past_max_attempts_on_every_server_the_pool_is_unavailable_naming_the_last_err
     }
     assert!(PoolCore::<Fake>::new(Vec::new(), BackoffConfig::default()).is_err());
 }
+
+#[test]
+fn a_send_error_is_retried_elsewhere_only_when_its_connection_had_ended() {
+    let closed = ClientError::Closed(CloseReason::PeerClosed);
+    let live = Fake::default();
+    // A live connection's error is the caller's: nothing says it did not leave.
+    assert!(!PoolCore::unsent(&closed, &live));
+    live.end();
+    assert!(PoolCore::unsent(&closed, &live));
+    assert!(PoolCore::unsent(&refused(), &live));
+    // Not a transport error: never retried, even on an ended connection.
+    let unavailable = ClientError::Unavailable {
+        servers: 1,
+        last: String::new(),
+    };
+    assert!(!PoolCore::unsent(&unavailable, &live));
+}
+
+#[test]
+fn connect_done_reports_up_or_backs_off_and_hands_the_error_back() {
+    let mut pool = PoolCore::<Fake>::new(endpoints(2), BackoffConfig::default()).expect("valid");
+    let now = Instant::now();
+    let Next::Connect(a, _) = pool.next(now, 0) else {
+        panic!("a new member is connected first");
+    };
+    assert!(pool.connect_done(a, Ok(Fake::default()), now, 0).is_ok());
+    let Next::Connect(b, _) = pool.next(now, 0) else {
+        panic!("then the other");
+    };
+    assert!(pool.connect_done(b, Err(refused()), now, 0).is_err());
+    assert_eq!(pool.up(), 1);
+    // The refused one waits out its backoff: the request goes to the live one.
+    assert!(matches!(pool.next(now, 0), Next::Use(i, _) if i == a));
+    assert_eq!(pool.lost_and_reconnected(), (0, 0));
+}

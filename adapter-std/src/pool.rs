@@ -80,18 +80,8 @@ impl Pool {
     }
 
     fn connect_member(&self, i: usize, endpoint: &Endpoint) -> Result<(), ClientError> {
-        let r = Client::connect(endpoint, self.options.clone());
-        let mut core = self.lock();
-        match r {
-            Ok(c) => {
-                core.connected(i, Conn(Arc::new(c)));
-                Ok(())
-            }
-            Err(e) => {
-                core.connect_failed(i, e.clone(), Instant::now(), random_u64());
-                Err(e)
-            }
-        }
+        let r = Client::connect(endpoint, self.options.clone()).map(|c| Conn(Arc::new(c)));
+        self.lock().connect_done(i, r, Instant::now(), random_u64())
     }
 
     /// Sends a request on one of the connections (connecting first when
@@ -106,8 +96,7 @@ impl Pool {
             match next {
                 Next::Use(_, c) => match c.0.send_request(kind, payload) {
                     Ok(p) => return Ok(p),
-                    // Ended before the request left: it may go elsewhere.
-                    Err(ClientError::Closed(_) | ClientError::Io(_)) if c.ended().is_some() => {}
+                    Err(e) if PoolCore::unsent(&e, &c) => {}
                     Err(e) => return Err(e),
                 },
                 Next::Connect(i, endpoint) => {
@@ -128,8 +117,7 @@ impl Pool {
 
     /// Connections lost while up, and connections made again since.
     pub fn lost_and_reconnected(&self) -> (u64, u64) {
-        let core = self.lock();
-        (core.lost(), core.reconnected())
+        self.lock().lost_and_reconnected()
     }
 
     /// Connections up now.
