@@ -282,10 +282,12 @@ impl<H: Handler> Connection<H> {
                                 result
                             }
                             Reply::Later(answer) => {
-                                let asked = Instant::now();
+                                let asked = meter.is_on().then(Instant::now);
                                 let result = block_on(answer);
                                 now = Instant::now();
-                                meter.answered(1, now - asked);
+                                if let Some(asked) = asked {
+                                    meter.answered(1, now - asked);
+                                }
                                 result
                             }
                         };
